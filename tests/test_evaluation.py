@@ -1,0 +1,319 @@
+"""Known-answer and property tests for helpers.evaluation."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from helpers.evaluation import (
+    SUMMARY_COLUMNS,
+    Relevance,
+    Split,
+    catalog_coverage,
+    compute_metrics,
+    evaluate_model,
+    evaluation_set,
+    hit_matrix,
+    paired_bootstrap,
+    predictions_frame,
+    relevance_matrix,
+    select_window,
+    summarize,
+    temporal_split,
+)
+from helpers.recommenders.base import Recommender, make_fit_data
+
+D = [1.0 / math.log2(i + 1) for i in range(1, 12)]  # D[i-1] = discount of rank i
+
+
+def rel_csr(rows_items: list[set], n_items: int) -> sp.csr_matrix:
+    r = [u for u, s in enumerate(rows_items) for _ in s]
+    c = [i for s in rows_items for i in sorted(s)]
+    return sp.csr_matrix((np.ones(len(r)), (r, c)), shape=(len(rows_items), n_items))
+
+
+def metrics_for(topk, rows_items, n_items, n_relevant=None, ks=(5, 10)):
+    n_rel = [len(s) for s in rows_items] if n_relevant is None else n_relevant
+    return compute_metrics(np.array(topk), rel_csr(rows_items, n_items), np.array(n_rel), ks)
+
+
+# ------------------------------------------------------------------ metrics
+def test_perfect_ranking_scores_one_when_relevant_fit_in_k():
+    m = metrics_for([[4, 2, 7, -1, -1, -1, -1, -1, -1, -1]], [{2, 4, 7}], 10)
+    for k in (5, 10):
+        assert m[("recall", k)][0] == 1.0
+        assert m[("ndcg", k)][0] == pytest.approx(1.0, abs=1e-15)
+        assert m[("hit_rate", k)][0] == 1.0
+        assert m[("precision", k)][0] == pytest.approx(3 / k)  # precision divides by K, always
+
+
+def test_no_hit_is_zero():
+    m = metrics_for([[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]], [{10, 11}], 12)
+    assert all(v[0] == 0.0 for v in m.values())
+
+
+def test_worked_example_by_hand():
+    # relevant {0, 3, 7, 9} (4 items); ranking 3,1,7,2,5 | 0,4,6,8,11 -> hits at ranks 1, 3 (K=5), + 6 (K=10)
+    # @5 : precision = 2/5 = 0.4 ; recall = 2/4 = 0.5 ; hit_rate = 1
+    #      DCG = 1/log2(2) + 1/log2(4) = 1 + 0.5 = 1.5
+    #      IDCG over min(5, 4) = 4 ranks = 1 + 0.6309298 + 0.5 + 0.4306766 = 2.5616064
+    #      ndcg = 1.5 / 2.5616064 = 0.5855700   (IDCG over K=5 would give 1.5 / 2.9484592 = 0.5087)
+    # @10: precision = 3/10 = 0.3 ; recall = 3/4 = 0.75
+    #      DCG = 1.5 + 1/log2(7) = 1.5 + 0.3562072 = 1.8562072 ; ndcg = 1.8562072 / 2.5616064 = 0.7246263
+    m = metrics_for([[3, 1, 7, 2, 5, 0, 4, 6, 8, 11]], [{0, 3, 7, 9}], 12)
+    assert m[("precision", 5)][0] == pytest.approx(0.4)
+    assert m[("recall", 5)][0] == pytest.approx(0.5)
+    assert m[("ndcg", 5)][0] == pytest.approx(0.5855700, abs=1e-7)
+    assert m[("hit_rate", 5)][0] == 1.0
+    assert m[("precision", 10)][0] == pytest.approx(0.3)
+    assert m[("recall", 10)][0] == pytest.approx(0.75)
+    assert m[("ndcg", 10)][0] == pytest.approx(0.7246263, abs=1e-7)
+    assert m[("ndcg", 5)][0] == pytest.approx((D[0] + D[2]) / sum(D[:4]))
+
+
+def test_fewer_relevant_than_k():
+    # 2 relevant, both at the top of a 5-list: recall 1 (not 2/5), ndcg 1 (IDCG over 2 ranks, not 5)
+    m = metrics_for([[2, 4, 0, 1, 3]], [{2, 4}], 6, ks=(5,))
+    assert m[("recall", 5)][0] == 1.0
+    assert m[("ndcg", 5)][0] == pytest.approx(1.0)
+    assert m[("precision", 5)][0] == pytest.approx(0.4)
+    # one relevant at rank 2: ndcg = (1/log2 3) / 1
+    m = metrics_for([[0, 1, 2, 3, 4]], [{1}], 6, ks=(5,))
+    assert m[("ndcg", 5)][0] == pytest.approx(D[1])
+
+
+def test_short_lists_and_empty_slots_are_padded():
+    m = metrics_for([[1, -1, 2]], [{1, 2}], 4, ks=(5,))
+    assert m[("precision", 5)][0] == pytest.approx(2 / 5)
+    assert m[("ndcg", 5)][0] == pytest.approx((D[0] + D[2]) / (D[0] + D[1]))
+
+
+def test_unsorted_duplicate_csr_and_bad_n_relevant():
+    rel = sp.csr_matrix((np.ones(3), np.array([5, 1, 5]), np.array([0, 3])), shape=(1, 6))
+    assert hit_matrix(np.array([[5, 1, 0]]), rel).tolist() == [[True, True, False]]
+    m = compute_metrics(np.array([[5, 1, 0]]), rel, np.array([2]), ks=(3,))
+    assert m[("recall", 3)][0] == 1.0
+    with pytest.raises(ValueError):
+        compute_metrics(np.array([[5, 1, 0]]), rel, np.array([1]), ks=(3,))
+
+
+def test_catalog_coverage():
+    assert catalog_coverage(np.array([[0, 1, -1], [1, 2, 3]]), 8) == pytest.approx(4 / 8)
+
+
+# ---------------------------------------------------------------- relevance
+def tx(rows):
+    return pd.DataFrame(rows, columns=["customer_id", "product_id", "quantity"])
+
+
+def test_off_catalog_items_count_in_denominator():
+    # customer 1 buys 10 (catalog, twice), 99 (off catalog), 20 as a return only; customer 7 unknown
+    ev = tx([(1, 10, 1), (1, 10, 2), (1, 99, 1), (1, 20, -1), (2, 20, 0), (7, 10, 1)])
+    rel = relevance_matrix(ev, [1, 2], [10, 20])
+    assert rel.n_relevant.tolist() == [2, 0]
+    assert rel.matrix.toarray().tolist() == [[1, 0], [0, 0]]
+    m = compute_metrics(np.array([[0, 1]]), rel.matrix[:1], rel.n_relevant[:1], ks=(5,))
+    assert m[("recall", 5)][0] == 0.5  # 1 hit / 2 relevant, off-catalog 99 can never be hit
+    assert m[("ndcg", 5)][0] == pytest.approx(1.0 / (D[0] + D[1]))  # IDCG over min(5, 2)
+
+
+def test_protocols_all_and_new():
+    fit = rel_csr([{0, 1}, {2}, set()], 4)  # c2 has no fit history
+    rel = Relevance(rel_csr([{0, 3}, {2}, {1}], 4), np.array([3, 1, 1]))  # c0 has 1 off-catalog item
+    es = evaluation_set(fit, rel, "all")
+    assert es.rows.tolist() == [0, 1] and es.exclude is None
+    assert es.relevance.n_relevant.tolist() == [3, 1]
+    es = evaluation_set(fit, rel, "new")
+    assert es.rows.tolist() == [0]  # c1 only re-bought item 2 -> dropped
+    assert es.relevance.matrix.toarray().tolist() == [[0, 0, 0, 1]]
+    assert es.relevance.n_relevant.tolist() == [2]  # item 0 removed, 3 and off-catalog kept
+    assert es.exclude.toarray().tolist() == [[1, 1, 0, 0]]
+    with pytest.raises(ValueError):
+        evaluation_set(fit, rel, "repeat")
+
+
+# -------------------------------------------------------------------- split
+def cj_like():
+    ts = pd.to_datetime(["2016-01-01 09:30:00", "2017-11-06 23:59:59", "2017-11-07 00:00:00",
+                         "2017-12-04 23:59:59", "2017-12-05 00:00:00", "2018-01-01 04:01:00"])
+    return pd.DataFrame({"timestamp": ts, "customer_id": 1, "product_id": 1, "quantity": 1.0})
+
+
+def test_split_complete_journey_dates(tmp_path):
+    s = temporal_split(cj_like())
+    assert s.to_dict() == {"start": "2016-01-01", "valid_start": "2017-11-07",
+                           "test_start": "2017-12-05", "end": "2018-01-02"}
+    assert s.windows("valid") == (s.valid_start, s.valid_start, s.test_start)
+    assert s.windows("test") == (pd.Timestamp("2017-12-05"), pd.Timestamp("2017-12-05"),
+                                 pd.Timestamp("2018-01-02"))
+    with pytest.raises(ValueError):
+        s.windows("train")
+    s.write(tmp_path / "split.json")
+    assert Split.from_dict(json.loads((tmp_path / "split.json").read_text())) == s
+    assert [p.name for p in tmp_path.iterdir()] == ["split.json"]  # no temp file left
+
+
+def test_split_half_open_at_midnight():
+    t = cj_like()
+    s = temporal_split(t)
+    f, a, b = s.windows("valid")
+    valid = select_window(t, a, b)["timestamp"].astype(str).tolist()
+    assert valid == ["2017-11-07 00:00:00", "2017-12-04 23:59:59"]
+    test = select_window(t, *s.windows("test")[1:])["timestamp"].astype(str).tolist()
+    assert test == ["2017-12-05 00:00:00", "2018-01-01 04:01:00"]
+    assert (t["timestamp"] < f).sum() == 2  # train
+    # last timestamp exactly at midnight still ends the day after
+    t2 = t.iloc[:-1].copy()
+    t2.loc[len(t2)] = [pd.Timestamp("2018-01-01 00:00"), 1, 1, 1.0]
+    assert temporal_split(t2).end == pd.Timestamp("2018-01-02")
+    with pytest.raises(ValueError):
+        temporal_split(t, test_days=400, valid_days=400)
+
+
+# ---------------------------------------------------------------- property
+@st.composite
+def ranking_case(draw):
+    n_items = draw(st.integers(1, 8))
+    n = draw(st.integers(1, 5))
+    kmax = draw(st.integers(1, 6))
+    ks = tuple(sorted(draw(st.sets(st.integers(1, kmax), min_size=1))))
+    items = st.integers(0, n_items - 1)
+    topk, rels, n_rel = [], [], []
+    for _ in range(n):
+        row = draw(st.lists(items, unique=True, max_size=kmax))
+        topk.append(row + [-1] * (kmax - len(row)))
+        r = draw(st.sets(items))
+        rels.append(r)
+        n_rel.append(len(r) + draw(st.integers(0 if r else 1, 3)))  # off-catalog extras
+    return topk, rels, n_rel, n_items, ks
+
+
+@settings(max_examples=150, deadline=None)
+@given(ranking_case())
+def test_property_metrics_in_unit_interval(case):
+    topk, rels, n_rel, n_items, ks = case
+    m = metrics_for(topk, rels, n_items, n_rel, ks)
+    for (metric, k), v in m.items():
+        assert np.all((v >= 0) & (v <= 1 + 1e-12)), (metric, k, v)
+    for k in ks:
+        hits = [len(set(row[:k]) & r) for row, r in zip(topk, rels)]
+        assert np.allclose(m[("precision", k)] * k, hits)
+        assert np.array_equal(m[("hit_rate", k)], (np.array(hits) > 0).astype(float))
+
+
+# --------------------------------------------------------------- reference
+def reference_metrics(topk, rels, n_rel, ks):
+    rows = []
+    for u, (row, r) in enumerate(zip(topk, rels)):
+        for k in ks:
+            ranks = [i + 1 for i, item in enumerate(row[:k]) if item >= 0 and item in r]
+            dcg = sum(1 / math.log2(i + 1) for i in ranks)
+            idcg = sum(1 / math.log2(i + 1) for i in range(1, min(k, n_rel[u]) + 1))
+            for metric, v in (("precision", len(ranks) / k), ("recall", len(ranks) / n_rel[u]),
+                              ("ndcg", dcg / idcg), ("hit_rate", float(bool(ranks)))):
+                rows.append({"u": u, "k": k, "metric": metric, "value": v})
+    return pd.DataFrame(rows).set_index(["metric", "k", "u"])["value"]
+
+
+def test_matches_slow_reference_implementation():
+    rng = np.random.default_rng(42)
+    n, n_items, kmax, ks = 400, 60, 10, (1, 3, 5, 10)
+    topk = np.array([rng.choice(n_items, kmax, replace=False) for _ in range(n)])
+    topk[rng.random(topk.shape) < 0.1] = -1
+    rels = [set(rng.choice(n_items, rng.integers(1, 15), replace=False).tolist()) for _ in range(n)]
+    n_rel = [len(r) + int(rng.integers(0, 3)) for r in rels]
+    got = metrics_for(topk, rels, n_items, n_rel, ks)
+    ref = reference_metrics(topk.tolist(), rels, n_rel, ks).sort_index()
+    for (metric, k), v in got.items():
+        np.testing.assert_allclose(v, ref.loc[(metric, k)].to_numpy(), rtol=0, atol=1e-12)
+
+
+# ---------------------------------------------------------------- bootstrap
+def per_customer_fixture(n=100, seed=1):
+    rng = np.random.default_rng(seed)
+    return {("recall", 10): rng.random(n), ("hit_rate", 10): (rng.random(n) < 0.3).astype(float)}
+
+
+def test_summarize_columns_ci_and_small_segments():
+    pc = per_customer_fixture()
+    ids = np.arange(1000, 1100)
+    seg = pd.DataFrame({"customer_id": np.r_[ids, 5], "segment_type": "tier",
+                        "segment": ["big"] * 90 + ["small"] * 10 + ["ghost"]})
+    out = summarize(pc, ids, seg, "pop", "all", "valid", n_boot=500, seed=3, coverage={10: 0.25})
+    assert list(out.columns) == SUMMARY_COLUMNS
+    again = summarize(pc, ids, seg, "pop", "all", "valid", n_boot=500, seed=3, coverage={10: 0.25})
+    pd.testing.assert_frame_equal(out, again)  # seeded: deterministic
+    other = summarize(pc, ids, seg, "pop", "all", "valid", n_boot=500, seed=4)
+    assert not np.allclose(other["ci_low"], out["ci_low"].iloc[: len(other)])
+    stats = out[out.metric != "coverage"]
+    assert ((stats.ci_low <= stats.value) & (stats.value <= stats.ci_high)).all()
+    assert (stats.ci_low < stats.ci_high).all()
+    overall = stats[stats.segment_type == "overall"].set_index("metric")
+    assert overall.loc["recall", "value"] == pytest.approx(pc[("recall", 10)].mean())
+    assert overall.loc["recall", "n_customers"] == 100 and overall.loc["recall", "segment"] == "all"
+    by_seg = stats[stats.segment_type == "tier"].groupby("segment")[["n_customers", "small_segment"]].first()
+    assert by_seg.to_dict("index") == {"big": {"n_customers": 90, "small_segment": False},
+                                       "small": {"n_customers": 10, "small_segment": True}}
+    cov = out[out.metric == "coverage"].iloc[0]
+    assert cov.value == 0.25 and np.isnan(cov.ci_low) and cov.segment_type == "overall"
+    assert summarize(pc, ids, None, "pop", "all", "valid").segment_type.unique().tolist() == ["overall"]
+
+
+def test_paired_bootstrap():
+    a = per_customer_fixture()[("recall", 10)]
+    same = paired_bootstrap(a, a.copy())
+    assert same == {"mean_diff": 0.0, "ci_low": 0.0, "ci_high": 0.0, "p_value_two_sided": 1.0}
+    r1, r2 = paired_bootstrap(a, a - 0.05, seed=7), paired_bootstrap(a, a - 0.05, seed=7)
+    assert r1 == r2 and r1["mean_diff"] == pytest.approx(0.05)
+    noisy = paired_bootstrap(a, a * 0.8, n_boot=1000)
+    assert noisy["ci_low"] <= noisy["mean_diff"] <= noisy["ci_high"]
+    assert noisy["p_value_two_sided"] < 0.01
+
+
+# ------------------------------------------------------------------- runner
+class FixedScores(Recommender):
+    name = "fixed"
+
+    def fit(self, data):
+        self.data = data
+        self.pop = np.asarray(data.user_items.sum(axis=0)).ravel().astype(np.float32)
+        return self
+
+    def score(self, rows):
+        return np.tile(self.pop + np.arange(len(self.pop))[::-1] * 1e-3, (len(rows), 1))
+
+
+def test_evaluate_model_and_predictions_frame():
+    t = pd.to_datetime("2020-01-01")
+    lines = [  # customer, product, day
+        (1, 100, 0), (1, 200, 0), (2, 100, 1), (2, 300, 1), (3, 100, 2),  # fit window
+        (1, 100, 10), (1, 300, 10), (1, 999, 10), (2, 200, 11), (3, 100, 12), (4, 100, 12),  # eval
+    ]
+    trans = pd.DataFrame({"basket_id": np.arange(len(lines)), "customer_id": [c for c, _, _ in lines],
+                          "product_id": [p for _, p, _ in lines], "quantity": 1.0,
+                          "timestamp": [t + pd.Timedelta(days=d) for _, _, d in lines]})
+    customers = pd.DataFrame({"customer_id": [1, 2, 3, 4]})
+    fd = make_fit_data(trans, customers, pd.DataFrame({"product_id": [100, 200, 300, 999]}), t + pd.Timedelta(days=5))
+    rel = relevance_matrix(select_window(trans, t + pd.Timedelta(days=5), t + pd.Timedelta(days=20)),
+                           fd.customer_ids, fd.item_ids)
+    model = FixedScores().fit(fd)  # ranking: 100 (3 buyers), 200, 300
+    pc, ids, scores, cust = evaluate_model(model, fd, rel, "all", ks=(1, 2), top_n=3)
+    assert cust.tolist() == [1, 2, 3]  # 4 has no fit history
+    assert ids.tolist() == [[100, 200, 300]] * 3
+    assert pc[("recall", 2)].tolist() == [1 / 3, 1 / 1, 1 / 1]  # c1: 100 hit, 300 at rank 3, 999 off-catalog
+    pc, ids, scores, cust = evaluate_model(model, fd, rel, "new", ks=(1, 2), top_n=3)
+    assert cust.tolist() == [1, 2]  # c3 only re-bought 100
+    assert ids.tolist() == [[300, -1, -1], [200, -1, -1]]  # history excluded, -inf slots emptied
+    assert pc[("precision", 1)].tolist() == [1.0, 1.0] and pc[("recall", 1)].tolist() == [0.5, 1.0]
+    assert catalog_coverage(fd.item_columns(ids[:, :2]), fd.n_items) == pytest.approx(2 / 3)
+    pf = predictions_frame("fixed", "new", cust, ids, scores)
+    assert list(pf.columns) == ["model", "protocol", "customer_id", "rank", "product_id", "score"]
+    assert pf[["customer_id", "rank", "product_id"]].values.tolist() == [[1, 1, 300], [2, 1, 200]]
+    assert (pf.model == "fixed").all() and (pf.protocol == "new").all()
