@@ -1,0 +1,40 @@
+# Retail recommender book. `make help` lists the targets.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+DATASET ?= completejourney
+ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help venv book pipeline build-book test lab serve bench clean
+
+help:  ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-12s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+venv: $(STAMP)  ## Create .venv and install requirements.txt and the helpers package
+
+pipeline: $(STAMP)  ## Run every notebook with papermill (DATASET=..., ARGS='--param k=v')
+	$(PY) -m helpers.pipeline run --dataset $(DATASET) $(ARGS)
+
+build-book: $(STAMP)  ## Build the Jupyter Book from the executed notebooks (no execution)
+	$(PY) -m helpers.book
+
+book: pipeline build-book  ## Run the whole pipeline on $(DATASET) (default Complete Journey) and build the book
+
+test: $(STAMP)  ## Run the test suite
+	$(PY) -m pytest
+
+lab: $(STAMP)  ## Start JupyterLab on the project
+	$(VENV)/bin/jupyter lab --notebook-dir=.
+
+clean:  ## Remove generated outputs (keeps .venv)
+	rm -rf _build reports/executed reports/tables reports/figures reports/failed reports/.staging
+	find data/processed data/exports -type f ! -name .gitkeep -delete 2>/dev/null || true

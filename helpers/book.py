@@ -1,0 +1,58 @@
+"""Build the Jupyter Book from the executed notebooks (execution off).
+
+``python -m helpers.book [--no-strict]`` builds into a clean staging folder with
+warnings as errors (``-W -n --keep-going``) and replaces ``_build/`` only when
+the build succeeded, so a failed build never destroys the last good book.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from helpers import config
+
+
+def jupyter_book_exe() -> str:
+    exe = Path(sys.executable).with_name("jupyter-book")
+    return str(exe) if exe.exists() else "jupyter-book"
+
+
+def build(root: Path = config.PROJECT_ROOT, strict: bool = True, build_dir: Path | None = None) -> Path:
+    """Build the book at ``root``; returns the ``_build/html`` folder."""
+    root = Path(root)
+    build_dir = Path(build_dir) if build_dir else root / "_build"
+    staging = root / ".book-staging"
+    shutil.rmtree(staging, ignore_errors=True)
+    cmd = [jupyter_book_exe(), "build", str(root), "--path-output", str(staging)]
+    if strict:
+        cmd += ["-W", "-n", "--keep-going"]
+    res = subprocess.run(cmd, cwd=root)
+    if res.returncode != 0:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise SystemExit(f"jupyter-book build failed (exit {res.returncode}); the previous {build_dir} is untouched")
+    old = root / ".book-old"
+    shutil.rmtree(old, ignore_errors=True)
+    if build_dir.exists():
+        os.replace(build_dir, old)
+    os.replace(staging / "_build", build_dir)
+    shutil.rmtree(old, ignore_errors=True)
+    shutil.rmtree(staging, ignore_errors=True)
+    print(f"Book built: {build_dir / 'html' / 'index.html'}")
+    return build_dir / "html"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m helpers.book")
+    ap.add_argument("--no-strict", action="store_true", help="do not turn warnings into errors")
+    args = ap.parse_args(argv)
+    build(strict=not args.no_strict)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,26 @@
+"""Small helpers shared by the notebooks: output folders and glue."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from helpers import config
+
+
+def report_dirs(reports_dir=None) -> dict[str, Path]:
+    """``tables``/``figures`` folders of a run (created), default ``reports/``."""
+    root = Path(reports_dir) if reports_dir else config.REPORTS_DIR
+    out = {"root": root, "tables": root / "tables", "figures": root / "figures"}
+    for p in out.values():
+        p.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def glue_all(values: dict, display: bool = False) -> None:
+    """Glue every value of a dict under its key (numbers keep their type for formatting)."""
+    from myst_nb import glue
+
+    for key, value in values.items():
+        if hasattr(value, "item"):
+            value = value.item()
+        glue(key, value, display=display)

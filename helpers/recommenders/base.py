@@ -1,0 +1,196 @@
+"""The common recommender interface and the fit-window data every model sees.
+
+Conventions
+-----------
+* A model is fitted on a :class:`FitData` (one window of transactions, plus the
+  dimensions and segments computed on that window) and scores the *catalog*:
+  the products bought at least once in the fit window (``FitData.item_ids``).
+  Every model therefore shares the same candidate filter.
+* ``score(rows)`` returns a dense ``float32`` array ``(len(rows), n_items)`` for
+  customer *row indices* of ``FitData.customer_ids`` (every customer of
+  ``dim_customer``, with or without history). Higher is better. ``-inf`` means
+  "never recommend".
+* ``recommend(customer_ids, k, exclude)`` is implemented once, here: it maps ids
+  to rows (unknown ids get the cold-start row, i.e. an all-zero history),
+  scores in chunks, masks the excluded (customer, item) pairs and returns the
+  top-k product ids and scores, ordered by descending score, ties broken by the
+  lower item index (deterministic).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+DEFAULT_CHUNK = 2048
+
+
+@dataclass
+class FitData:
+    """Everything a model may use: only data strictly before ``as_of``.
+
+    ``user_items`` is a CSR matrix ``customers x items`` holding the number of
+    distinct baskets in which the customer bought the item (returns and
+    zero-quantity lines excluded). ``customer_ids`` is every customer of
+    ``dim_customer`` (rows without history are empty); ``item_ids`` the products
+    bought in the window, sorted ascending.
+    """
+
+    transactions: pd.DataFrame
+    customers: pd.DataFrame
+    products: pd.DataFrame
+    as_of: pd.Timestamp
+    customer_ids: np.ndarray
+    item_ids: np.ndarray
+    user_items: sp.csr_matrix
+    segments: pd.DataFrame | None = None  # long: customer_id, segment_type, segment
+    promotions: pd.DataFrame | None = None
+    extras: dict = field(default_factory=dict)
+
+    @property
+    def n_customers(self) -> int:
+        return len(self.customer_ids)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_ids)
+
+    def customer_rows(self, customer_ids) -> np.ndarray:
+        """Row index of each id, ``-1`` for ids not in ``customer_ids``."""
+        ids = np.asarray(customer_ids, dtype=np.int64)
+        pos = np.searchsorted(self.customer_ids, ids)
+        pos = np.clip(pos, 0, max(len(self.customer_ids) - 1, 0))
+        ok = (len(self.customer_ids) > 0) & (self.customer_ids[pos] == ids)
+        return np.where(ok, pos, -1)
+
+    def item_columns(self, product_ids) -> np.ndarray:
+        """Column index of each product id, ``-1`` for products outside the catalog."""
+        ids = np.asarray(product_ids, dtype=np.int64)
+        pos = np.searchsorted(self.item_ids, ids)
+        pos = np.clip(pos, 0, max(len(self.item_ids) - 1, 0))
+        ok = (len(self.item_ids) > 0) & (self.item_ids[pos] == ids)
+        return np.where(ok, pos, -1)
+
+
+def make_fit_data(
+    transactions: pd.DataFrame,
+    customers: pd.DataFrame,
+    products: pd.DataFrame,
+    as_of,
+    start=None,
+    segments: pd.DataFrame | None = None,
+    promotions: pd.DataFrame | None = None,
+) -> FitData:
+    """Build a :class:`FitData` from the star schema for the window ``[start, as_of)``."""
+    as_of = pd.Timestamp(as_of)
+    ts = transactions["timestamp"]
+    mask = ts < as_of
+    if start is not None:
+        mask &= ts >= pd.Timestamp(start)
+    tx = transactions.loc[mask]
+    customer_ids = np.sort(customers["customer_id"].to_numpy(np.int64))
+    buys = tx.loc[tx["quantity"].to_numpy() > 0, ["customer_id", "product_id", "basket_id"]]
+    item_ids = np.unique(buys["product_id"].to_numpy(np.int64))
+    rows = np.searchsorted(customer_ids, buys["customer_id"].to_numpy(np.int64))
+    cols = np.searchsorted(item_ids, buys["product_id"].to_numpy(np.int64))
+    # distinct baskets per (customer, item): drop repeated lines of one basket
+    key = pd.DataFrame({"r": rows, "c": cols, "b": buys["basket_id"].to_numpy()}).drop_duplicates()
+    ui = sp.csr_matrix(
+        (np.ones(len(key), dtype=np.float32), (key["r"].to_numpy(), key["c"].to_numpy())),
+        shape=(len(customer_ids), len(item_ids)),
+    )
+    ui.sum_duplicates()
+    ui.sort_indices()
+    return FitData(
+        transactions=tx,
+        customers=customers,
+        products=products,
+        as_of=as_of,
+        customer_ids=customer_ids,
+        item_ids=item_ids,
+        user_items=ui,
+        segments=segments,
+        promotions=promotions,
+    )
+
+
+def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Column indices and values of the k best scores per row.
+
+    Ordered by descending score; ties broken by the lower column index, so the
+    result is deterministic. ``k`` is capped at the number of columns.
+    """
+    n, m = scores.shape
+    k = min(k, m)
+    if k == 0 or n == 0:
+        return np.zeros((n, k), dtype=np.int64), np.zeros((n, k), dtype=scores.dtype)
+    if k < m:
+        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        # argpartition does not honour ties by index: widen to every column tied
+        # with the k-th value, then sort stably.
+        kth = np.take_along_axis(scores, part, axis=1).min(axis=1, keepdims=True)
+        cand_mask = scores >= kth
+        if cand_mask.sum() > n * k:  # ties at the boundary: stable full sort on those rows
+            order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+            return order, np.take_along_axis(scores, order, axis=1)
+        part_scores = np.take_along_axis(scores, part, axis=1)
+        order = np.lexsort((part, -part_scores), axis=1)
+        idx = np.take_along_axis(part, order, axis=1)
+    else:
+        idx = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    return idx, np.take_along_axis(scores, idx, axis=1)
+
+
+class Recommender:
+    """Base class: subclasses implement ``fit`` and ``score``."""
+
+    name = "base"
+    data: FitData
+
+    def fit(self, data: FitData) -> "Recommender":  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def score(self, rows: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+        """Dense scores ``(len(rows), n_items)``; ``rows`` may contain -1 (cold start)."""
+        raise NotImplementedError
+
+    def recommend(
+        self,
+        customer_ids,
+        k: int = 10,
+        exclude: sp.csr_matrix | bool | None = None,
+        chunk_size: int = DEFAULT_CHUNK,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k product ids and scores for each customer id.
+
+        ``exclude``: ``True`` removes each customer's fit-window purchases; a CSR
+        matrix aligned with ``customer_ids`` x catalog removes its non-zeros;
+        ``None``/``False`` removes nothing. Excluded items get ``-inf`` and are
+        never returned ahead of an allowed item.
+        """
+        rows = self.data.customer_rows(customer_ids)
+        n = len(rows)
+        k_eff = min(k, self.data.n_items)
+        out_ids = np.empty((n, k_eff), dtype=np.int64)
+        out_scores = np.empty((n, k_eff), dtype=np.float32)
+        for start in range(0, n, chunk_size):
+            sl = slice(start, min(start + chunk_size, n))
+            r = rows[sl]
+            s = np.asarray(self.score(r), dtype=np.float32).copy()
+            mask = None
+            if exclude is True:
+                safe = np.where(r >= 0, r, 0)
+                mask = self.data.user_items[safe]
+                mask = mask.multiply((r >= 0)[:, None].astype(np.float32)).tocsr()
+            elif isinstance(exclude, sp.spmatrix) or sp.issparse(exclude):
+                mask = exclude[sl].tocsr()
+            if mask is not None and mask.nnz:
+                rr, cc = mask.nonzero()
+                s[rr, cc] = -np.inf
+            idx, val = top_k(s, k_eff)
+            out_ids[sl] = self.data.item_ids[idx]
+            out_scores[sl] = val
+        return out_ids, out_scores

@@ -1,0 +1,1 @@
+"""The three data sources: ``completejourney``, ``synthetic`` and ``files``."""
