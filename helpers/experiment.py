@@ -1,0 +1,84 @@
+"""Glue between the star schema, the split, the models and the evaluation engine.
+
+A :class:`Stage` is one fit/evaluate pair of the protocol: ``valid`` fits on
+train and scores validation (for tuning), ``test`` fits on train + validation
+and scores test (once, for the reported numbers). Segments are computed on the
+fit window of each stage only.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from helpers.evaluation import Relevance, Split, evaluate_model, relevance_matrix, select_window
+from helpers.recommenders.base import FitData, Recommender, make_fit_data
+
+
+@dataclass
+class Stage:
+    name: str  # "valid" or "test"
+    fit: FitData
+    relevance: Relevance
+    eval_start: pd.Timestamp
+    eval_end: pd.Timestamp
+
+
+def make_stage(tables: dict[str, pd.DataFrame], split: Split, name: str,
+               segments_fn: Callable[[dict, pd.Timestamp], pd.DataFrame] | None = None) -> Stage:
+    """Fit data (window before the evaluation window) and relevance of one stage."""
+    fit_end, eval_start, eval_end = split.windows(name)
+    segments = segments_fn(tables, fit_end) if segments_fn else None
+    fit = make_fit_data(tables["fact_transactions"], tables["dim_customer"], tables["dim_product"], fit_end,
+                        segments=segments, promotions=tables.get("dim_promotion"))
+    ev = select_window(tables["fact_transactions"], eval_start, eval_end)
+    rel = relevance_matrix(ev, fit.customer_ids, fit.item_ids)
+    return Stage(name, fit, rel, eval_start, eval_end)
+
+
+def expand_grid(grid: dict[str, Iterable]) -> list[dict]:
+    """Cartesian product of a ``{param: values}`` grid, in a stable order."""
+    keys = list(grid)
+    return [dict(zip(keys, combo)) for combo in itertools.product(*(list(grid[k]) for k in keys))]
+
+
+def score_model(model: Recommender, stage: Stage, protocols=("all", "new"), metric: str = "ndcg",
+                k: int = 5) -> dict[str, float]:
+    """Macro-average of one metric per protocol on a stage (model already fitted)."""
+    out = {}
+    for protocol in protocols:
+        per_customer, *_ = evaluate_model(model, stage.fit, stage.relevance, protocol, ks=(k,), top_n=k)
+        out[protocol] = float(np.mean(per_customer[(metric, k)])) if len(per_customer[(metric, k)]) else 0.0
+    return out
+
+
+def grid_search(factory: Callable[..., Recommender], candidates: list[dict], stage: Stage,
+                protocols=("all", "new"), metric: str = "ndcg", k: int = 5, log=None) -> pd.DataFrame:
+    """Fit ``factory(**params)`` for each candidate on ``stage.fit`` and score it.
+
+    Returns one row per (candidate, protocol): the parameters, ``protocol``,
+    ``value`` (``metric@k``) and ``fit_seconds``. Use :func:`best_params` to pick.
+    """
+    rows = []
+    for params in candidates:
+        t0 = time.perf_counter()
+        model = factory(**params).fit(stage.fit)
+        fit_s = time.perf_counter() - t0
+        for protocol, value in score_model(model, stage, protocols, metric, k).items():
+            rows.append({**params, "protocol": protocol, "value": value, "fit_seconds": round(fit_s, 3)})
+        if log:
+            log(f"{params} -> " + ", ".join(f"{r['protocol']}={r['value']:.4f}" for r in rows[-len(protocols):]))
+    return pd.DataFrame(rows)
+
+
+def best_params(results: pd.DataFrame, protocol: str) -> dict:
+    """Parameters of the best row for a protocol (first one on ties: stable)."""
+    sub = results[results["protocol"] == protocol].reset_index(drop=True)
+    best = sub.loc[int(np.argmax(sub["value"].to_numpy()))]
+    return {k: (v.item() if hasattr(v, "item") else v) for k, v in best.items()
+            if k not in ("protocol", "value", "fit_seconds")}
