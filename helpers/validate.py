@@ -20,6 +20,8 @@ table, the column, the rule and up to five offending rows. The rules:
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
@@ -78,7 +80,9 @@ def _coerce(df: pd.DataFrame, spec: Table) -> pd.DataFrame:
                         _fail(spec.name, col.name, "dtype", "values are not booleans", df, bad)
                     conv = conv.astype("boolean") if (raw_null.any() or col.nullable) else conv.astype(bool)
             elif col.dtype in ("datetime", "date"):
-                conv = pd.to_datetime(s, errors="coerce")
+                with warnings.catch_warnings():  # mixed formats parse element-wise: fine here
+                    warnings.simplefilter("ignore", UserWarning)
+                    conv = pd.to_datetime(s, errors="coerce")
                 if getattr(conv.dt, "tz", None) is not None:
                     conv = conv.dt.tz_localize(None)
                 bad = conv.isna() & ~raw_null

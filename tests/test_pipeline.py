@@ -1,0 +1,79 @@
+"""The papermill pipeline command and the notebooks in git."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from helpers import config
+from helpers.pipeline import numbered_notebooks, parse_params
+
+from .conftest import TINY
+
+
+def test_notebooks_in_git_carry_no_outputs():
+    paths = numbered_notebooks()
+    assert paths, "no numbered notebooks found"
+    for path in paths:
+        nb = json.loads(path.read_text())
+        for cell in nb["cells"]:
+            if cell["cell_type"] == "code":
+                assert not cell.get("outputs"), f"{path.name} has outputs"
+                assert cell.get("execution_count") is None, f"{path.name} has execution counts"
+
+
+def test_every_notebook_has_one_parameters_cell():
+    for path in numbered_notebooks():
+        nb = json.loads(path.read_text())
+        tagged = [c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])]
+        assert len(tagged) == 1, path.name
+        src = "".join(tagged[0]["source"])
+        for name in ("dataset", "processed_dir", "reports_dir"):
+            assert f"{name} =" in src, f"{path.name} lacks parameter {name}"
+
+
+def test_parse_params_types():
+    assert parse_params(["k=10", "alpha=0.5", "flag=true", "name=abc", "grid=[1,2]"]) == {
+        "k": 10, "alpha": 0.5, "flag": True, "name": "abc", "grid": [1, 2]}
+
+
+def _run(*args, cwd=config.PROJECT_ROOT):
+    return subprocess.run([sys.executable, "-m", "helpers.pipeline", "run", "--no-progress", *args],
+                          cwd=cwd, capture_output=True, text=True)
+
+
+def test_unknown_param_is_refused():
+    res = _run("--dataset", "synthetic", "--param", "no_such_knob=1", "--only", "00")
+    assert res.returncode != 0 and "no_such_knob" in (res.stderr + res.stdout)
+
+
+@pytest.mark.slow
+def test_files_run_with_bad_data_fails_cleanly_and_keeps_good_output(tmp_path):
+    out = tmp_path / "out"
+    good = _run("--dataset", "synthetic", "--output-dir", str(out), "--only", "00",
+                *[f"--param={k}={v}" for k, v in TINY.items()])
+    assert good.returncode == 0, good.stderr[-2000:]
+    before = {p.name: p.read_bytes() for p in out.glob("*.parquet")}
+    assert len(before) == 6
+    executed_before = (out / "reports" / "executed" / "00_data_model.ipynb").read_bytes()
+
+    from helpers.data import load_tables
+
+    t = load_tables(out)
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    t["fact_transactions"].to_parquet(bad / "fact_transactions.parquet", index=False)
+    t["dim_customer"].to_parquet(bad / "dim_customer.parquet", index=False)
+    prod = t["dim_product"]
+    prod.iloc[1:].to_csv(bad / "dim_product.csv", index=False)  # a sold product goes missing
+    res = _run("--dataset", "files", "--data-dir", str(bad), "--output-dir", str(out), "--only", "00")
+    assert res.returncode != 0
+    err = res.stderr
+    assert "00_data_model.ipynb" in err and "cell" in err
+    assert "fact_transactions" in err and "product_id" in err and "foreign-key" in err
+    assert {p.name: p.read_bytes() for p in out.glob("*.parquet")} == before
+    assert (out / "reports" / "executed" / "00_data_model.ipynb").read_bytes() == executed_before
+    assert (out / "reports" / "failed" / "00_data_model.ipynb").exists()
