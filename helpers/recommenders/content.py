@@ -1,0 +1,213 @@
+"""Content-based recommender: TF-IDF of product text, recency/frequency-weighted profiles.
+
+Conventions
+-----------
+* **Item text** = the ``text_columns`` of ``dim_product`` joined with spaces
+  (missing values are empty). The ``TfidfVectorizer`` is fitted on the *catalog*
+  only (``FitData.item_ids``, the products bought in the fit window), so its
+  vocabulary and IDF never see anything else; item vectors are L2-normalised
+  (``norm="l2"``). Any other product (new, never bought) is vectorised with that
+  fitted vocabulary; words unseen in the catalog are dropped.
+* **Purchase weights** ``W`` (customers x catalog): each distinct basket
+  (``quantity > 0``) containing the item contributes
+  ``0.5 ** (age_days / half_life_days)``, ``age_days`` measured from
+  ``FitData.as_of`` (``half_life_days=None``: no decay). ``use_frequency=True``
+  sums over baskets (recency *and* frequency); ``False`` keeps the most recent
+  basket only (recency, each item once).
+* **Profile** = weighted mean of the item vectors (``W`` row-normalised to sum 1,
+  ``@ item_tfidf``), then L2-normalised; **score** = cosine = profile @
+  item_tfidf.T, computed in blocks of ``chunk_size`` customers (each block of
+  profiles densified, times the sparse item matrix). Customers without history, unknown ids (row ``-1``) and
+  empty profiles get the fallback (see :class:`~helpers.recommenders.als.FallbackMixin`:
+  injected recommender or global popularity).
+* :meth:`ContentTFIDF.similar_products` is item-to-item cosine similarity; the
+  query product itself and candidates with zero similarity are never returned
+  (their slots hold id ``-1`` and score ``-inf``); ties by lower product id.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.preprocessing import normalize
+
+from helpers.recommenders.als import FallbackMixin
+from helpers.recommenders.base import FitData, Recommender, top_k
+
+TEXT_COLUMNS = ("description", "department", "category", "product_type", "brand")
+
+#: Tuning grid (for :func:`helpers.experiment.expand_grid`): 4 x 2 x 2 = 16 fits.
+GRID = {
+    "half_life_days": [14, 30, 60, None],
+    "use_frequency": [True, False],
+    "ngram_range": [(1, 1), (1, 2)],
+}
+
+
+class ContentTFIDF(FallbackMixin, Recommender):
+    """TF-IDF content model.
+
+    Parameters
+    ----------
+    half_life_days : recency half-life of a purchase's weight (``None``: no decay).
+    min_df, max_features, ngram_range, sublinear_tf : ``TfidfVectorizer`` options.
+    use_frequency : sum over baskets (``True``) or most recent basket only.
+    fallback : recommender for cold rows (default: global popularity).
+    text_columns : ``dim_product`` columns concatenated into the item text.
+    chunk_size : customers (queries) per dense block.
+    """
+
+    name = "content_tfidf"
+
+    def __init__(self, half_life_days: float | None = 60, min_df: int = 2, max_features: int | None = 50000,
+                 ngram_range: tuple[int, int] = (1, 2), use_frequency: bool = True,
+                 fallback: Recommender | None = None, text_columns=TEXT_COLUMNS, sublinear_tf: bool = False,
+                 chunk_size: int = 256):
+        self.half_life_days = half_life_days
+        self.min_df = min_df
+        self.max_features = max_features
+        self.ngram_range = tuple(ngram_range)
+        self.use_frequency = use_frequency
+        self.fallback = fallback
+        self.text_columns = tuple(text_columns)
+        self.sublinear_tf = sublinear_tf
+        self.chunk_size = chunk_size
+
+    # ------------------------------------------------------------------ text
+    def _product_text(self) -> pd.Series:
+        """Text of every ``dim_product`` row, indexed by product id (cached per fit)."""
+        if self._text is None:
+            table = self.data.products.drop_duplicates("product_id")
+            cols = [c for c in self.text_columns if c in table.columns]
+            parts = [table[c].astype("string").fillna("") for c in cols]
+            text = parts[0].str.cat(parts[1:], sep=" ").str.strip() if parts else pd.Series("", index=table.index)
+            self._text = pd.Series(text.to_numpy(dtype=object), index=table["product_id"].to_numpy(np.int64))
+        return self._text
+
+    def _texts(self, product_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Text of each product id (``""`` when not in ``dim_product``) and whether it is known."""
+        found = self._product_text().reindex(pd.Index(np.asarray(product_ids, dtype=np.int64)))
+        return found.fillna("").to_numpy(dtype=object), found.notna().to_numpy()
+
+    def transform(self, product_ids) -> sp.csr_matrix:
+        """L2-normalised TF-IDF rows (fitted vocabulary) of any product ids."""
+        text, _ = self._texts(np.asarray(product_ids, dtype=np.int64))
+        return sp.csr_matrix(self.vectorizer.transform(text), dtype=np.float32)
+
+    # ------------------------------------------------------------------- fit
+    def fit(self, data: FitData) -> ContentTFIDF:
+        self.data = data
+        self._text = None
+        self.vectorizer = TfidfVectorizer(min_df=self.min_df, max_features=self.max_features,
+                                          ngram_range=self.ngram_range, sublinear_tf=self.sublinear_tf,
+                                          norm="l2", dtype=np.float32)
+        text, _ = self._texts(data.item_ids)
+        self.item_tfidf = sp.csr_matrix(self.vectorizer.fit_transform(text), dtype=np.float32)
+        self.weights = self._purchase_weights(data)
+        self.profiles = self._profiles(self.weights)
+        self._warm = np.diff(self.profiles.indptr) > 0
+        self._all = None  # lazily built candidate matrix of every product
+        self._fit_fallback(data)
+        return self
+
+    def _purchase_weights(self, data: FitData) -> sp.csr_matrix:
+        tx = data.transactions
+        tx = tx.loc[tx["quantity"].to_numpy() > 0]
+        rows = data.customer_rows(tx["customer_id"].to_numpy(np.int64))
+        cols = data.item_columns(tx["product_id"].to_numpy(np.int64))
+        age = (data.as_of - tx["timestamp"]).dt.total_seconds().to_numpy() / 86400.0
+        decay = (np.power(0.5, age / self.half_life_days) if self.half_life_days
+                 else np.ones(len(tx)))
+        df = pd.DataFrame({"r": rows, "c": cols, "b": tx["basket_id"].to_numpy(), "w": decay})
+        df = df.loc[(df["r"] >= 0) & (df["c"] >= 0)]
+        per_basket = df.groupby(["r", "c", "b"], sort=False)["w"].max()  # repeated lines of a basket
+        agg = per_basket.groupby(level=["r", "c"], sort=False)
+        w = agg.sum() if self.use_frequency else agg.max()
+        r = w.index.get_level_values("r").to_numpy()
+        c = w.index.get_level_values("c").to_numpy()
+        m = sp.csr_matrix((w.to_numpy(np.float32), (r, c)), shape=(data.n_customers, data.n_items))
+        m.sort_indices()
+        return m
+
+    def _profiles(self, weights: sp.csr_matrix) -> sp.csr_matrix:
+        """L2-normalised weighted-mean TF-IDF profiles (customers x vocabulary)."""
+        mean_w = normalize(weights, norm="l1", axis=1)
+        prof = sp.csr_matrix(mean_w @ self.item_tfidf, dtype=np.float32)
+        prof.eliminate_zeros()
+        return sp.csr_matrix(normalize(prof, norm="l2", axis=1), dtype=np.float32)
+
+    # ----------------------------------------------------------------- score
+    def _cosine(self, queries: sp.csr_matrix, candidates: sp.csr_matrix) -> np.ndarray:
+        """Dense ``queries @ candidates.T`` in blocks of ``chunk_size`` query rows.
+
+        Each block of queries is densified (``chunk_size x vocabulary``) and
+        multiplied by the sparse candidates (``candidates @ block.T``): about ten
+        times faster than sparse x sparse here, whose result is nearly dense.
+        """
+        out = np.empty((queries.shape[0], candidates.shape[0]), dtype=np.float32)
+        for start in range(0, queries.shape[0], self.chunk_size):
+            sl = slice(start, start + self.chunk_size)
+            out[sl] = (candidates @ queries[sl].toarray().T).T
+        return out
+
+    def score(self, rows: np.ndarray) -> np.ndarray:
+        rows = np.asarray(rows, dtype=np.int64)
+        out = np.empty((len(rows), self.data.n_items), dtype=np.float32)
+        warm = (rows >= 0) & self._warm[np.where(rows >= 0, rows, 0)] if len(self._warm) else rows < -1
+        if warm.any():
+            out[warm] = self._cosine(self.profiles[rows[warm]], self.item_tfidf)
+        if (~warm).any():
+            out[~warm] = self._fallback_scores(rows[~warm])
+        return out
+
+    def score_products(self, product_ids) -> np.ndarray:
+        """Cosine scores ``(1, n_items)`` of an anonymous basket's profile (unweighted
+        mean of its products' vectors); an empty profile gets the fallback."""
+        ids = np.unique(np.asarray(product_ids, dtype=np.int64))
+        prof = normalize(sp.csr_matrix(self.transform(ids).sum(axis=0)), norm="l2")
+        if prof.nnz == 0:
+            return self._fallback_scores(np.array([-1]))
+        return self._cosine(sp.csr_matrix(prof, dtype=np.float32), self.item_tfidf)
+
+    # ----------------------------------------------------------- similarity
+    def _candidates(self, include_new: bool) -> tuple[np.ndarray, sp.csr_matrix]:
+        if not include_new:
+            return self.data.item_ids, self.item_tfidf
+        if self._all is None:
+            all_ids = np.union1d(self.data.products["product_id"].to_numpy(np.int64), self.data.item_ids)
+            new_ids = np.setdiff1d(all_ids, self.data.item_ids, assume_unique=True)
+            mat = sp.vstack([self.item_tfidf, self.transform(new_ids)]).tocsr()
+            ids = np.concatenate([self.data.item_ids, new_ids])
+            order = np.argsort(ids, kind="stable")
+            self._all = (ids[order], sp.csr_matrix(mat[order], dtype=np.float32))
+        return self._all
+
+    def similar_products(self, product_ids, k: int = 10, include_new: bool = True):
+        """The ``k`` most similar products of each product id.
+
+        Queries may be any product of ``dim_product`` (bought or not); candidates
+        are the catalog, plus every other ``dim_product`` product when
+        ``include_new``. Returns ``(ids, scores)`` of shape ``(n, k)``, by
+        descending cosine; empty slots are ``-1`` / ``-inf`` (unknown product, no
+        known words, or fewer than ``k`` products sharing a term).
+        """
+        q_ids = np.asarray(product_ids, dtype=np.int64).ravel()
+        cand_ids, cand = self._candidates(include_new)
+        k_eff = min(k, len(cand_ids))
+        queries = self.transform(q_ids)
+        out_ids = np.full((len(q_ids), k), -1, dtype=np.int64)
+        out_scores = np.full((len(q_ids), k), -np.inf, dtype=np.float32)
+        self_pos = np.clip(np.searchsorted(cand_ids, q_ids), 0, max(len(cand_ids) - 1, 0))
+        is_cand = (len(cand_ids) > 0) & (cand_ids[self_pos] == q_ids) if len(cand_ids) else q_ids < 0
+        for start in range(0, len(q_ids), self.chunk_size):
+            sl = slice(start, min(start + self.chunk_size, len(q_ids)))
+            s = self._cosine(queries[sl], cand)
+            s[s <= 0] = -np.inf
+            r = np.flatnonzero(is_cand[sl])
+            s[r, self_pos[sl][r]] = -np.inf
+            idx, val = top_k(s, k_eff)
+            out_ids[sl, :k_eff] = np.where(np.isfinite(val), cand_ids[idx], -1)
+            out_scores[sl, :k_eff] = val
+        return out_ids, out_scores
