@@ -129,13 +129,15 @@ def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         return np.zeros((n, k), dtype=np.int64), np.zeros((n, k), dtype=scores.dtype)
     if k < m:
         part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-        # argpartition does not honour ties by index: widen to every column tied
-        # with the k-th value, then sort stably.
+        # argpartition picks arbitrary members of a tie at the k-th value: keep
+        # every column strictly above it, then the lowest-index columns equal to it.
         kth = np.take_along_axis(scores, part, axis=1).min(axis=1, keepdims=True)
-        cand_mask = scores >= kth
-        if cand_mask.sum() > n * k:  # ties at the boundary: stable full sort on those rows
-            order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-            return order, np.take_along_axis(scores, order, axis=1)
+        above = scores > kth
+        n_above = above.sum(axis=1, keepdims=True)
+        if (above.sum() + (scores == kth).sum()) > n * k:  # ties straddle the boundary somewhere
+            eq = scores == kth
+            take = above | (eq & (np.cumsum(eq, axis=1) <= (k - n_above)))
+            part = np.nonzero(take)[1].reshape(n, k)
         part_scores = np.take_along_axis(scores, part, axis=1)
         order = np.lexsort((part, -part_scores), axis=1)
         idx = np.take_along_axis(part, order, axis=1)

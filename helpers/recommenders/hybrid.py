@@ -1,0 +1,328 @@
+"""The hybrid recommender: a weighted blend of normalized component scores, then business rules.
+
+Scoring
+-------
+Each component (fitted :class:`~helpers.recommenders.base.Recommender`) scores
+a chunk of customers; every row is min-max normalized over the catalog to
+``[0, 1]`` (``-inf`` stays ``-inf``), and the hybrid score is
+``sum_c w_c * norm(score_c)``. Weights may depend on the customer's history
+length (number of fit-window baskets): ``weights`` maps a bucket name to a
+weight dict, buckets being ``"light"`` (<= ``light_max_baskets``) and
+``"heavy"``; a plain weight dict applies to everybody.
+
+Business rules (each a parameter; their effect is measured, not assumed)
+-----------------------------------------------------------------------
+* ``availability_days``: products not sold (by anybody) in the last N days
+  before ``as_of`` are never recommended (an availability proxy).
+* ``promo_boost``: products with a promotion active on ``as_of`` (the start
+  of the scoring window; promotions are planned ahead, so this is known at
+  scoring time) get ``score * (1 + promo_boost)``.
+* ``margin_weight``: where ``dim_product.margin`` exists, scores are
+  multiplied by ``1 + margin_weight * margin`` (margin-aware re-ranking).
+* ``max_per_category``: at most M products of the same category in the top
+  K (diversity), applied by a vectorized greedy re-rank of the top candidates.
+
+Weight search
+-------------
+:class:`CandidatePool` scores every component once for the evaluated
+customers of a stage and keeps, per customer, the union of each component's
+top-``pool_size`` items with all component scores. A weight trial is then a
+weighted sum over that small matrix plus a top-K: thousands of trials take
+seconds. The final numbers always come from the full (dense) hybrid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from helpers.evaluation import compute_metrics, evaluation_set
+from helpers.recommenders.base import FitData, Recommender, top_k
+
+
+def minmax_rows(scores: np.ndarray) -> np.ndarray:
+    """Min-max normalize each row over its finite values to [0, 1]; -inf stays -inf."""
+    s = np.asarray(scores, dtype=np.float32)
+    finite = np.isfinite(s)
+    big = np.where(finite, s, np.inf).min(axis=1, keepdims=True)
+    top = np.where(finite, s, -np.inf).max(axis=1, keepdims=True)
+    span = top - big
+    span = np.where(np.isfinite(span) & (span > 0), span, 1.0)
+    big = np.where(np.isfinite(big), big, 0.0)
+    out = (s - big) / span
+    out[~finite] = -np.inf
+    return out
+
+
+def history_baskets(data: FitData) -> np.ndarray:
+    """Number of distinct fit-window baskets per customer row."""
+    tx = data.transactions
+    buys = tx.loc[tx["quantity"].to_numpy() > 0, ["customer_id", "basket_id"]].drop_duplicates()
+    rows = data.customer_rows(buys["customer_id"].to_numpy())
+    return np.bincount(rows[rows >= 0], minlength=data.n_customers)
+
+
+@dataclass
+class Rules:
+    availability_days: int | None = None
+    promo_boost: float = 0.0
+    margin_weight: float = 0.0
+    max_per_category: int | None = None
+
+    def item_multiplier_and_mask(self, data: FitData) -> tuple[np.ndarray, np.ndarray]:
+        """Per-item score multiplier and allowed mask over the catalog."""
+        mult = np.ones(data.n_items, dtype=np.float32)
+        allowed = np.ones(data.n_items, dtype=bool)
+        tx = data.transactions
+        if self.availability_days:
+            recent = tx.loc[tx["timestamp"] >= data.as_of - pd.Timedelta(days=self.availability_days), "product_id"]
+            cols = data.item_columns(recent.unique())
+            allowed[:] = False
+            allowed[cols[cols >= 0]] = True
+        if self.promo_boost and data.promotions is not None and len(data.promotions):
+            p = data.promotions
+            day = data.as_of.normalize()
+            active = p.loc[(p["start_date"] <= day) & (p["end_date"] > day), "product_id"].unique()
+            cols = data.item_columns(active)
+            mult[cols[cols >= 0]] *= 1.0 + self.promo_boost
+        if self.margin_weight:
+            margin = item_attribute(data, "margin").astype(np.float32)
+            mult *= 1.0 + self.margin_weight * np.nan_to_num(margin, nan=0.0)
+        return mult, allowed
+
+
+def item_attribute(data: FitData, column: str) -> np.ndarray:
+    """A dim_product column aligned with the catalog (NaN / None where unknown)."""
+    prod = data.products.set_index("product_id")[column]
+    return prod.reindex(data.item_ids).to_numpy()
+
+
+def diversify(scores: np.ndarray, categories: np.ndarray, k: int, max_per_category: int,
+              n_candidates: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Greedy re-rank: the best items in score order, at most M per category, K per row.
+
+    ``categories`` holds an integer category code per catalog item. Vectorized:
+    take the top candidates of each row, rank each candidate within its
+    (row, category) group, drop those ranked >= M, keep the first K.
+    """
+    n, m = scores.shape
+    n_candidates = min(m, n_candidates or max(k * 10, 50))
+    cand, cand_scores = top_k(scores, n_candidates)
+    cats = categories[cand]
+    # rank within (row, category) in score order: stable sort by (row, cat), positions preserve score order
+    row_idx = np.repeat(np.arange(n), n_candidates)
+    flat_cat = cats.ravel()
+    order = np.lexsort((np.tile(np.arange(n_candidates), n), flat_cat, row_idx))
+    sorted_keys = row_idx[order] * (int(categories.max()) + 2) + flat_cat[order]
+    start = np.r_[0, np.flatnonzero(np.diff(sorted_keys)) + 1]
+    group_rank = np.arange(len(order)) - np.repeat(start, np.diff(np.r_[start, len(order)]))
+    within = np.empty(len(order), dtype=np.int64)
+    within[order] = group_rank
+    keep = (within.reshape(n, n_candidates) < max_per_category) & np.isfinite(cand_scores)
+    # first K kept per row, in score order
+    pos = np.where(keep, np.arange(n_candidates)[None, :], n_candidates + np.arange(n_candidates)[None, :])
+    pick = np.sort(pos, axis=1)[:, :k]
+    valid = pick < n_candidates
+    pick = np.where(valid, pick, 0)
+    out_idx = np.take_along_axis(cand, pick, axis=1)
+    out_scores = np.where(valid, np.take_along_axis(cand_scores, pick, axis=1), -np.inf).astype(np.float32)
+    return out_idx, out_scores
+
+
+class Hybrid(Recommender):
+    """Weighted blend of fitted components plus business rules (see module docstring)."""
+
+    name = "hybrid"
+
+    def __init__(self, components: dict[str, Recommender], weights: dict, rules: Rules | None = None,
+                 light_max_baskets: int = 5):
+        self.components = components
+        self.weights = weights
+        self.rules = rules or Rules()
+        self.light_max_baskets = light_max_baskets
+
+    def fit(self, data: FitData) -> Hybrid:
+        """Components must already be fitted on ``data`` (they are reused across weight trials)."""
+        self.data = data
+        self._mult, self._allowed = self.rules.item_multiplier_and_mask(data)
+        self._baskets = history_baskets(data)
+        if self.rules.max_per_category:
+            cats = item_attribute(data, "category")
+            self._categories = pd.factorize(pd.Series(cats).fillna("(none)"), sort=True)[0]
+        return self
+
+    def _row_weights(self, rows: np.ndarray) -> np.ndarray:
+        """(len(rows), n_components) weight matrix."""
+        names = list(self.components)
+        if "light" in self.weights and "heavy" in self.weights:
+            nb = np.where(rows >= 0, self._baskets[np.maximum(rows, 0)], 0)
+            light = np.array([self.weights["light"].get(c, 0.0) for c in names], dtype=np.float32)
+            heavy = np.array([self.weights["heavy"].get(c, 0.0) for c in names], dtype=np.float32)
+            return np.where((nb <= self.light_max_baskets)[:, None], light, heavy)
+        w = np.array([self.weights.get(c, 0.0) for c in names], dtype=np.float32)
+        return np.broadcast_to(w, (len(rows), len(names)))
+
+    def component_scores(self, rows: np.ndarray) -> dict[str, np.ndarray]:
+        return {name: minmax_rows(comp.score(rows)) for name, comp in self.components.items()}
+
+    def contributions(self, rows: np.ndarray, item_cols: np.ndarray) -> dict[str, np.ndarray]:
+        """Weighted normalized score of each component for given (row, item) pairs (for reasons)."""
+        w = self._row_weights(rows)
+        out = {}
+        for j, (name, comp) in enumerate(self.components.items()):
+            s = minmax_rows(comp.score(rows))
+            out[name] = w[:, j][:, None] * np.take_along_axis(s, item_cols, axis=1)
+        return out
+
+    def score(self, rows: np.ndarray) -> np.ndarray:
+        rows = np.asarray(rows)
+        w = self._row_weights(rows)
+        total = np.zeros((len(rows), self.data.n_items), dtype=np.float32)
+        for j, comp in enumerate(self.components.values()):
+            if not np.any(w[:, j]):
+                continue
+            s = minmax_rows(comp.score(rows))
+            s[~np.isfinite(s)] = 0.0
+            total += w[:, j][:, None] * s
+        total *= self._mult[None, :]
+        total[:, ~self._allowed] = -np.inf
+        return total
+
+    def recommend(self, customer_ids, k: int = 10, exclude=None, chunk_size: int = 512):
+        if not self.rules.max_per_category:
+            return super().recommend(customer_ids, k, exclude, chunk_size)
+        rows = self.data.customer_rows(customer_ids)
+        n = len(rows)
+        k_eff = min(k, self.data.n_items)
+        out_ids = np.empty((n, k_eff), dtype=np.int64)
+        out_scores = np.empty((n, k_eff), dtype=np.float32)
+        for start in range(0, n, chunk_size):
+            sl = slice(start, min(start + chunk_size, n))
+            r = rows[sl]
+            s = self.score(r)
+            _mask_excluded(s, self.data, r, exclude, sl)
+            idx, val = diversify(s, self._categories, k_eff, self.rules.max_per_category)
+            out_ids[sl] = self.data.item_ids[idx]
+            out_scores[sl] = val
+        return out_ids, out_scores
+
+
+def _mask_excluded(s: np.ndarray, data: FitData, rows: np.ndarray, exclude, sl: slice) -> None:
+    mask = None
+    if exclude is True:
+        safe = np.where(rows >= 0, rows, 0)
+        mask = data.user_items[safe].multiply((rows >= 0)[:, None].astype(np.float32)).tocsr()
+    elif exclude is not None and exclude is not False and sp.issparse(exclude):
+        mask = exclude[sl].tocsr()
+    if mask is not None and mask.nnz:
+        rr, cc = mask.nonzero()
+        s[rr, cc] = -np.inf
+
+
+class CandidatePool:
+    """Component scores of each evaluated customer on a small candidate set, for fast weight search."""
+
+    def __init__(self, components: dict[str, Recommender], data: FitData, relevance, protocol: str,
+                 pool_size: int = 100, k: int = 5, chunk_size: int = 512):
+        es = evaluation_set(data.user_items, relevance, protocol)
+        self.rows, self.k, self.names = es.rows, k, list(components)
+        n = len(self.rows)
+        self.baskets = history_baskets(data)[self.rows]
+        cand_parts, score_parts = [], []
+        for start in range(0, n, chunk_size):
+            sl = slice(start, min(start + chunk_size, n))
+            r = self.rows[sl]
+            normed = {}
+            for name, comp in components.items():
+                s = minmax_rows(comp.score(r))
+                if es.exclude is not None:
+                    _mask_excluded(s, data, r, es.exclude, sl)
+                normed[name] = s
+            cands = np.concatenate([top_k(s, pool_size)[0] for s in normed.values()], axis=1)
+            cands = np.sort(cands, axis=1)
+            # de-duplicate per row: repeated columns get a sentinel that is masked out
+            dup = np.zeros_like(cands, dtype=bool)
+            dup[:, 1:] = cands[:, 1:] == cands[:, :-1]
+            stacked = np.stack([np.take_along_axis(s, cands, axis=1) for s in normed.values()], axis=2)
+            stacked[dup] = -np.inf
+            cand_parts.append(cands)
+            score_parts.append(stacked)
+        width = max(c.shape[1] for c in cand_parts) if cand_parts else 0
+        self.cands = np.concatenate(cand_parts) if cand_parts else np.zeros((0, width), np.int64)
+        self.scores = np.concatenate(score_parts) if score_parts else np.zeros((0, width, len(self.names)))
+        self.scores = np.where(np.isfinite(self.scores), self.scores, -1e9).astype(np.float32)
+        self.relevance = es.relevance
+
+    def evaluate(self, weights: np.ndarray, metric: str = "ndcg") -> float:
+        """Mean ``metric@k`` of the blend; ``weights`` is (n_components,) or (n_customers, n_components)."""
+        w = np.asarray(weights, dtype=np.float32)
+        blend = np.einsum("ncj,nj->nc", self.scores, np.broadcast_to(w, (len(self.rows), len(self.names))))
+        idx, _ = top_k(blend, self.k)
+        cols = np.take_along_axis(self.cands, idx, axis=1)
+        res = compute_metrics(cols, self.relevance.matrix, self.relevance.n_relevant, ks=(self.k,))
+        return float(np.mean(res[(metric, self.k)])) if len(self.rows) else 0.0
+
+
+def search_weights(pool: CandidatePool, n_trials: int = 300, seed: int = 0, metric: str = "ndcg",
+                   by_history: bool = False, light_max_baskets: int = 5) -> tuple[dict, pd.DataFrame]:
+    """Random search (Dirichlet draws plus every single component) then coordinate refinement.
+
+    Returns the best weights (a dict per component, or ``{"light": ..., "heavy": ...}``
+    when ``by_history``) and the trial log. Seeded, hence reproducible.
+    """
+    rng = np.random.default_rng(seed)
+    m = len(pool.names)
+    trials = [np.eye(m)[j] for j in range(m)] + [np.full(m, 1.0 / m)]
+    trials += list(rng.dirichlet(np.full(m, 0.7), size=max(n_trials - len(trials), 0)))
+
+    def run(mask_rows=None):
+        log, best, best_v = [], None, -1.0
+        for w in trials:
+            v = _eval_subset(pool, w, metric, mask_rows)
+            log.append((w, v))
+            if v > best_v + 1e-12:
+                best, best_v = w, v
+        # coordinate refinement: scale one weight at a time
+        for _ in range(2):
+            for j in range(m):
+                for f in (0.0, 0.5, 0.8, 1.25, 2.0):
+                    w = best.copy()
+                    w[j] = w[j] * f if w[j] > 0 else (0.05 if f > 1 else 0.0)
+                    if w.sum() <= 0:
+                        continue
+                    w = w / w.sum()
+                    v = _eval_subset(pool, w, metric, mask_rows)
+                    log.append((w, v))
+                    if v > best_v + 1e-12:
+                        best, best_v = w, v
+        return best, best_v, log
+
+    def as_dict(w):
+        return {name: round(float(x), 6) for name, x in zip(pool.names, w)}
+
+    if not by_history:
+        best, best_v, log = run()
+        weights = as_dict(best)
+        table = pd.DataFrame([{**as_dict(w), "value": v} for w, v in log])
+        return weights, table
+    light = pool.baskets <= light_max_baskets
+    out, frames = {}, []
+    for bucket, mask in (("light", light), ("heavy", ~light)):
+        best, best_v, log = run(mask if mask.any() else None)
+        out[bucket] = as_dict(best)
+        frames.append(pd.DataFrame([{**as_dict(w), "value": v, "bucket": bucket} for w, v in log]))
+    return out, pd.concat(frames, ignore_index=True)
+
+
+def _eval_subset(pool: CandidatePool, w: np.ndarray, metric: str, mask_rows) -> float:
+    if mask_rows is None:
+        return pool.evaluate(w, metric)
+    blend = np.einsum("ncj,j->nc", pool.scores[mask_rows], np.asarray(w, np.float32))
+    idx, _ = top_k(blend, pool.k)
+    cols = np.take_along_axis(pool.cands[mask_rows], idx, axis=1)
+    rel = pool.relevance.matrix[np.flatnonzero(mask_rows)]
+    res = compute_metrics(cols, rel, pool.relevance.n_relevant[mask_rows], ks=(pool.k,))
+    return float(np.mean(res[(metric, pool.k)]))

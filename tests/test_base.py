@@ -1,0 +1,62 @@
+"""The shared recommender plumbing: top-k selection, fit data, recommend()."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from helpers.recommenders.base import Recommender, make_fit_data, top_k
+
+
+@settings(max_examples=200, deadline=None)
+@given(arrays(np.float32, st.tuples(st.integers(1, 6), st.integers(1, 25)),
+              elements=st.sampled_from([0.0, 1.0, 2.0, 3.0, -np.inf])), st.integers(1, 30))
+def test_top_k_equals_stable_sort_with_ties_by_lower_index(scores, k):
+    idx, val = top_k(scores, k)
+    ref = np.argsort(-scores, axis=1, kind="stable")[:, : min(k, scores.shape[1])]
+    np.testing.assert_array_equal(idx, ref)
+    np.testing.assert_array_equal(val, np.take_along_axis(scores, ref, axis=1))
+
+
+class _Fixed(Recommender):
+    def __init__(self, scores):
+        self.scores = np.asarray(scores, np.float32)
+
+    def fit(self, data):
+        self.data = data
+        return self
+
+    def score(self, rows):
+        return np.where(rows[:, None] >= 0, self.scores[np.maximum(rows, 0)], 0.0)
+
+
+def _fit():
+    tx = pd.DataFrame({
+        "basket_id": [1, 1, 2, 3, 4], "customer_id": [10, 10, 20, 20, 30], "product_id": [100, 101, 101, 102, 103],
+        "timestamp": pd.to_datetime(["2024-01-01", "2024-01-01", "2024-01-02", "2024-01-03", "2024-02-01"]),
+        "quantity": [1.0, 2.0, 1.0, -1.0, 1.0],
+    })
+    cust = pd.DataFrame({"customer_id": [30, 10, 20, 40]})
+    prod = pd.DataFrame({"product_id": [100, 101, 102, 103]})
+    return make_fit_data(tx, cust, prod, "2024-01-15")
+
+
+def test_make_fit_data_window_and_returns():
+    fd = _fit()
+    np.testing.assert_array_equal(fd.customer_ids, [10, 20, 30, 40])
+    np.testing.assert_array_equal(fd.item_ids, [100, 101])  # the return (102) and the future (103) are out
+    assert fd.user_items.toarray().tolist() == [[1, 1], [0, 1], [0, 0], [0, 0]]
+    np.testing.assert_array_equal(fd.customer_rows([20, 99, 10]), [1, -1, 0])
+
+
+def test_recommend_excludes_history_and_serves_unknown_customers():
+    fd = _fit()
+    model = _Fixed([[5, 1], [5, 1], [0, 0], [0, 0]]).fit(fd)
+    ids, scores = model.recommend([10, 20, 99], k=2, exclude=True)
+    assert ids.shape == (3, 2)
+    assert not np.isfinite(scores[0]).any()  # customer 10 bought both
+    assert ids[1, 0] == 100 and not np.isfinite(scores[1, 1])
+    assert np.isfinite(scores[2]).all()  # unknown id: cold-start row, nothing excluded
