@@ -1,0 +1,188 @@
+"""The model registry and the tune -> refit -> evaluate workflow the notebooks call.
+
+Every model is tuned on the validation stage (fit on train, score validation)
+with its grid from :mod:`helpers.recommenders.grids`, separately for each
+protocol; the chosen parameters are written to ``tables/tuning.json`` so that
+later notebooks (hybrid, evaluation, export) read them instead of retyping
+them. Final numbers come from refitting on train + validation and scoring the
+test window once (:func:`evaluate_models`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from helpers.evaluation import catalog_coverage, evaluate_model, predictions_frame, summarize
+from helpers.experiment import Stage, best_params, expand_grid, grid_search
+from helpers.recommenders.als import ALS
+from helpers.recommenders.base import FitData, Recommender
+from helpers.recommenders.buy_again import BuyAgain
+from helpers.recommenders.content import ContentTFIDF
+from helpers.recommenders.ease import EASE
+from helpers.recommenders.grids import GRIDS
+from helpers.recommenders.itemknn import ItemKNN
+from helpers.recommenders.popularity import GlobalPopularity, SegmentedPopularity
+
+PROTOCOLS = ("all", "new")
+
+# name -> (class, protocols it is reported in, human label)
+MODELS: dict[str, tuple[type, tuple[str, ...], str]] = {
+    "global_popularity": (GlobalPopularity, PROTOCOLS, "Global popularity"),
+    "segmented_popularity": (SegmentedPopularity, PROTOCOLS, "Segmented popularity"),
+    "buy_again": (BuyAgain, ("all",), "Buy again"),
+    "als": (ALS, PROTOCOLS, "ALS (implicit)"),
+    "itemknn": (ItemKNN, PROTOCOLS, "Item-kNN"),
+    "ease": (EASE, PROTOCOLS, "EASE"),
+    "content": (ContentTFIDF, PROTOCOLS, "Content (TF-IDF)"),
+}
+LABELS = {name: spec[2] for name, spec in MODELS.items()} | {"hybrid": "Hybrid"}
+
+
+def grid(name: str, overrides: dict | None = None) -> list[dict]:
+    """Candidates for a model: its default grid, with any ``{param: values}`` overrides."""
+    module = sys.modules[MODELS[name][0].__module__]
+    g = dict(GRIDS.get(name) or getattr(module, "GRID", {}))
+    g.update(overrides or {})
+    return expand_grid(g) if g else [{}]
+
+
+def make_model(name: str, params: dict | None = None, fit_data: FitData | None = None, **extra) -> Recommender:
+    cls = MODELS[name][0]
+    model = cls(**{**(params or {}), **extra})
+    return model.fit(fit_data) if fit_data is not None else model
+
+
+def _jsonable(params: dict) -> dict:
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in params.items()}
+
+
+def _restore(params: dict) -> dict:
+    return {k: (tuple(v) if isinstance(v, list) else v) for k, v in params.items()}
+
+
+def tune(name: str, stage: Stage, candidates: list[dict] | None = None, log=None) -> tuple[pd.DataFrame, dict]:
+    """Grid search of one model on a (validation) stage; returns the table and best params per protocol."""
+    protocols = MODELS[name][1]
+    cands = candidates if candidates is not None else grid(name)
+    table = grid_search(lambda **p: make_model(name, p), cands, stage, protocols=protocols, log=log)
+    best = {p: best_params(table, p) for p in protocols}
+    table.insert(0, "model", name)
+    return table, best
+
+
+def write_json(obj, path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=str))
+    os.replace(tmp, path)
+    return path
+
+
+def save_tuning(best: dict[str, dict], tables_dir) -> Path:
+    """Merge ``{model: {protocol: params}}`` into ``tables_dir/tuning.json``."""
+    path = Path(tables_dir) / "tuning.json"
+    current = json.loads(path.read_text()) if path.exists() else {}
+    for name, by_protocol in best.items():
+        current[name] = {p: _jsonable(v) if isinstance(v, dict) else v for p, v in by_protocol.items()}
+    return write_json(current, path)
+
+
+def load_tuning(tables_dir) -> dict:
+    path = Path(tables_dir) / "tuning.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: run the model notebooks (03-06) first")
+    raw = json.loads(path.read_text())
+    return {name: {p: (_restore(v) if isinstance(v, dict) else v) for p, v in by.items()} for name, by in raw.items()}
+
+
+def fit_tuned(tuning: dict, fit_data: FitData, names=None) -> dict[tuple[str, str], Recommender]:
+    """Fit every model with its tuned parameters per protocol; identical params share one fit."""
+    out: dict[tuple[str, str], Recommender] = {}
+    cache: dict[tuple[str, str], Recommender] = {}
+    for name in names or MODELS:
+        if name not in tuning:
+            continue
+        for protocol in MODELS[name][1]:
+            params = tuning[name][protocol]
+            key = (name, json.dumps(_jsonable(params), sort_keys=True))
+            if key not in cache:
+                cache[key] = make_model(name, params, fit_data)
+            out[(name, protocol)] = cache[key]
+    return out
+
+
+def evaluate_models(models: dict[tuple[str, str], Recommender], stage: Stage, segments: pd.DataFrame | None,
+                    split: str = "test", ks=(5, 10), top_n: int = 10, n_boot: int = 1000, seed: int = 0):
+    """Score every (model, protocol) on a stage.
+
+    Returns ``(metrics, predictions, per_customer)``: the long metrics table
+    (``helpers.evaluation.SUMMARY_COLUMNS``), the top-``top_n`` predictions of every
+    evaluated customer, and ``{(model, protocol): (customer_ids, {(metric, k): values})}``
+    for paired comparisons.
+    """
+    frames, preds, per = [], [], {}
+    for (name, protocol), model in models.items():
+        pc, ids, scores, cust = evaluate_model(model, stage.fit, stage.relevance, protocol, ks=ks, top_n=top_n)
+        cov = {k: catalog_coverage(np.where(ids[:, :k] >= 0, stage.fit.item_columns(ids[:, :k]), -1),
+                                   stage.fit.n_items) for k in ks}
+        frames.append(summarize(pc, cust, segments, name, protocol, split, n_boot=n_boot, seed=seed, coverage=cov))
+        preds.append(predictions_frame(name, protocol, cust, ids[:, :top_n], scores[:, :top_n]))
+        per[(name, protocol)] = (cust, pc)
+    metrics = pd.concat(frames, ignore_index=True)
+    predictions = pd.concat(preds, ignore_index=True)
+    for col in ("model", "protocol"):
+        predictions[col] = predictions[col].astype(str)
+    return metrics, predictions, per
+
+
+def headline(metrics: pd.DataFrame, split: str = "test", k: int = 5) -> pd.DataFrame:
+    """Overall P/R/NDCG@k with CIs, one row per model x protocol."""
+    m = metrics[(metrics["split"] == split) & (metrics["segment_type"] == "overall") & (metrics["k"] == k)
+                & metrics["metric"].isin(["precision", "recall", "ndcg", "hit_rate"])]
+    wide = m.pivot_table(index=["model", "protocol"], columns="metric", values=["value", "ci_low", "ci_high"])
+    wide.columns = [f"{metric}_{what}" if what != "value" else metric for what, metric in wide.columns]
+    return wide.reset_index()
+
+
+def prepare_stages(tables: dict, test_days: int = 28, valid_days: int = 28, processed_dir=None):
+    """The split (also written to ``split.json``) and its validation and test stages with segments."""
+    from helpers.config import processed_dir as resolve
+    from helpers.evaluation import temporal_split
+    from helpers.experiment import make_stage
+    from helpers.segments import compute_segments
+
+    split = temporal_split(tables["fact_transactions"], test_days=test_days, valid_days=valid_days)
+    split.write(resolve(processed_dir) / "split.json")
+    valid = make_stage(tables, split, "valid", compute_segments)
+    test = make_stage(tables, split, "test", compute_segments)
+    return split, valid, test
+
+
+def run_chapter(names: list[str], valid: Stage, test: Stage, tables_dir, overrides: dict | None = None,
+                n_boot: int = 1000, seed: int = 0, log=None) -> dict:
+    """Tune each model on validation, refit the chosen parameters on train + validation, score test once.
+
+    Writes ``tuning.json`` (merged), ``metrics_<model>.csv`` and ``predictions_<model>.parquet``
+    to ``tables_dir``; returns ``{"tuning": table, "best": {...}, "metrics": ..., "predictions": ...}``.
+    """
+    tables_dir = Path(tables_dir)
+    tables_dir.mkdir(parents=True, exist_ok=True)
+    tuning_tables, best = [], {}
+    for name in names:
+        table, best[name] = tune(name, valid, grid(name, (overrides or {}).get(name)), log=log)
+        tuning_tables.append(table)
+    save_tuning(best, tables_dir)
+    models = fit_tuned(best, test.fit, names)
+    metrics, predictions, _ = evaluate_models(models, test, test.fit.segments, n_boot=n_boot, seed=seed)
+    for name in names:
+        metrics[metrics["model"] == name].to_csv(tables_dir / f"metrics_{name}.csv", index=False)
+        predictions[predictions["model"] == name].to_parquet(tables_dir / f"predictions_{name}.parquet", index=False)
+    return {"tuning": pd.concat(tuning_tables, ignore_index=True), "best": best, "metrics": metrics,
+            "predictions": predictions}
