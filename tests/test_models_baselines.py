@@ -81,6 +81,13 @@ def test_recent_popularity_uses_window_and_whole_window_tie_break():
     assert model.buyers_[data.item_columns([30])[0]] == 2
 
 
+def test_nan_window_means_whole_window():  # a grid-search table stores None as NaN
+    data = fit_data(POP_LINES)
+    assert GlobalPopularity(window_days=float("nan")).window_days is None
+    assert np.array_equal(GlobalPopularity(float("nan")).fit(data).recommend([1], k=5)[0],
+                          GlobalPopularity().fit(data).recommend([1], k=5)[0])
+
+
 def test_popularity_prior_in_unit_interval_and_strictly_ordered():
     data = fit_data(POP_LINES)
     prior = popularity_prior(data)
@@ -136,6 +143,17 @@ def test_segmented_popularity_min_size_and_blend():
     assert first(half, [1])[0] == 100
     with pytest.raises(ValueError):
         SegmentedPopularity(blend=1.5)
+
+
+def test_segmented_popularity_recent_window():
+    lines = SEG_LINES + [(20, 1, 400, 58), (21, 2, 400, 59), (22, 4, 500, 58), (23, 5, 500, 59),
+                         (24, 6, 500, 59)]
+    data = fit_data(lines, segments=seg_frame(SEGS))
+    model = SegmentedPopularity("loyalty_tier", min_segment_size=2, window_days=7).fit(data)
+    assert list(first(model, [1, 4, 7])) == [400, 500, 500]  # gold, silver, global (recent)
+    assert model.segment_sizes_ == {"bronze": 0, "gold": 2, "silver": 3}  # active in the window
+    assert first(SegmentedPopularity("loyalty_tier", min_segment_size=3, window_days=7).fit(data),
+                 [1])[0] == 500  # gold has 2 recent buyers < 3: global
 
 
 def test_segmented_popularity_without_segments_or_type_is_global():

@@ -75,7 +75,7 @@ class ItemKNN(Recommender):
         self.data = data
         self.x_ = input_matrix(data.user_items, self.values)
         w = weighted_items(self.x_, self.weighting, self.similarity, self.bm25_k1, self.bm25_b)
-        model = ItemItemRecommender(K=self.k_neighbors, num_threads=self.num_threads)
+        model = ItemItemRecommender(K=int(self.k_neighbors), num_threads=int(self.num_threads))
         with threadpool_limits(limits=1, user_api="blas"):
             model.fit(w, show_progress=False)
         self.similarity_ = sp.csr_matrix(model.similarity, dtype=np.float32)

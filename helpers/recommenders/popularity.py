@@ -12,6 +12,8 @@ Conventions
   baselines add with a small weight, and the score every model gives cold-start
   rows (``-1``).
 * Scores are ``float32`` (the interface); they are computed in ``float64`` first.
+* ``window_days`` None (or NaN, as a grid-search table stores None) means the
+  whole fit window.
 """
 
 from __future__ import annotations
@@ -50,10 +52,15 @@ def popularity_prior(data: FitData) -> np.ndarray:
     return prior
 
 
+def no_window(window_days) -> bool:
+    """True for ``None`` and NaN (how a grid-search table stores None)."""
+    return window_days is None or (isinstance(window_days, float) and np.isnan(window_days))
+
+
 def window_user_items(data: FitData, window_days: float | None) -> sp.csr_matrix:
     """Binary customers x catalog matrix of purchases in ``[as_of - window_days, as_of)``
-    (the whole fit window when ``window_days`` is None)."""
-    if window_days is None:
+    (the whole fit window when ``window_days`` is None or NaN)."""
+    if no_window(window_days):
         ui = sp.csr_matrix(data.user_items, copy=True)
         ui.data = (ui.data > 0).astype(np.float32)
         return ui
@@ -88,7 +95,7 @@ class GlobalPopularity(Recommender):
     name = "global_popularity"
 
     def __init__(self, window_days: float | None = None):
-        self.window_days = window_days
+        self.window_days = None if no_window(window_days) else window_days
 
     def fit(self, data: FitData) -> GlobalPopularity:
         self.data = data
@@ -106,8 +113,9 @@ class SegmentedPopularity(Recommender):
 
     For ``segment_type`` (a value of ``data.segments["segment_type"]``), each
     segment ``s`` gets ``share_s = distinct buyers in s / customers of s with a
-    fit-window purchase``; the global ``share`` divides by every customer with a
-    purchase. A customer of a *large* segment (at least ``min_segment_size``
+    purchase``; the global ``share`` divides by every customer with a purchase.
+    Purchases are counted in the last ``window_days`` before ``as_of`` (the whole
+    fit window when None), segment membership and sizes too. A customer of a *large* segment (at least ``min_segment_size``
     customers with a purchase) scores ``(1 - blend) * share_s + blend * share``;
     customers of smaller segments, of the segment ``"unknown"`` (or a null one),
     customers without a segment row, cold-start rows (``-1``) and every customer
@@ -118,17 +126,19 @@ class SegmentedPopularity(Recommender):
 
     name = "segmented_popularity"
 
-    def __init__(self, segment_type: str = "loyalty_tier", min_segment_size: int = 30, blend: float = 0.0):
+    def __init__(self, segment_type: str = "loyalty_tier", min_segment_size: int = 30, blend: float = 0.0,
+                 window_days: float | None = None):
         if not 0.0 <= blend <= 1.0:
             raise ValueError(f"blend must be in [0, 1], got {blend}")
         self.segment_type = segment_type
         self.min_segment_size = min_segment_size
         self.blend = blend
+        self.window_days = None if no_window(window_days) else window_days
 
     def fit(self, data: FitData) -> SegmentedPopularity:
         self.data = data
         self.segment_sizes_: dict[str, int] = {}  # customers with a purchase, per segment
-        ui = window_user_items(data, None)
+        ui = window_user_items(data, self.window_days)
         active = np.diff(ui.indptr) > 0
         n_active = max(int(active.sum()), 1)
         buyers = distinct_buyers(ui)
