@@ -7,3 +7,8 @@ three data sources), ``data`` (build and load the star schema), ``pipeline``
 """
 
 __version__ = "0.1.0"
+
+import warnings as _warnings
+
+# tqdm.auto (used by implicit) warns in kernels without ipywidgets; progress still prints as text.
+_warnings.filterwarnings("ignore", message="IProgress not found")

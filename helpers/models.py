@@ -186,3 +186,74 @@ def run_chapter(names: list[str], valid: Stage, test: Stage, tables_dir, overrid
         predictions[predictions["model"] == name].to_parquet(tables_dir / f"predictions_{name}.parquet", index=False)
     return {"tuning": pd.concat(tuning_tables, ignore_index=True), "best": best, "metrics": metrics,
             "predictions": predictions}
+
+
+HYBRID_COMPONENTS = ("global_popularity", "buy_again", "als", "itemknn", "ease", "content")
+
+
+def fit_components(tuning: dict, fit_data: FitData, protocol: str, names=HYBRID_COMPONENTS,
+                   cache: dict | None = None) -> dict[str, Recommender]:
+    """The hybrid's components for a protocol, each with its parameters tuned for that protocol.
+
+    Models not reported in the protocol (buy again in ``new``) are left out. ``cache``
+    (keyed by model and parameters) lets both protocols share identical fits.
+    """
+    cache = {} if cache is None else cache
+    out = {}
+    for name in names:
+        if name not in tuning or protocol not in MODELS[name][1]:
+            continue
+        params = tuning[name][protocol]
+        key = (name, json.dumps(_jsonable(params), sort_keys=True))
+        if key not in cache:
+            cache[key] = make_model(name, params, fit_data)
+        out[name] = cache[key]
+    return out
+
+
+def run_hybrid(valid: Stage, test: Stage, tables_dir, names=HYBRID_COMPONENTS, rules=None, rule_variants=None,
+               pool_size: int = 100, n_trials: int = 300, by_history: bool = True, light_max_baskets: int = 5,
+               n_boot: int = 1000, seed: int = 0, log=None) -> dict:
+    """Search the hybrid weights on validation per protocol, measure each business rule, score test once.
+
+    ``rules`` (a :class:`~helpers.recommenders.hybrid.Rules`) is applied to the final model;
+    ``rule_variants`` (name -> Rules) are each measured on validation against no rule.
+    Writes ``metrics_hybrid.csv``, ``predictions_hybrid.parquet`` and the ``hybrid`` entry of
+    ``tuning.json`` (weights and rules per protocol).
+    """
+    from dataclasses import asdict
+
+    from helpers.experiment import score_model
+    from helpers.recommenders.hybrid import CandidatePool, Hybrid, Rules, search_weights
+
+    tables_dir = Path(tables_dir)
+    tuning = load_tuning(tables_dir)
+    rules = rules or Rules()
+    weights, trials, rule_rows = {}, [], []
+    valid_cache: dict = {}
+    for protocol in PROTOCOLS:
+        comps = fit_components(tuning, valid.fit, protocol, names, valid_cache)
+        pool = CandidatePool(comps, valid.fit, valid.relevance, protocol, pool_size=pool_size)
+        weights[protocol], log_table = search_weights(pool, n_trials=n_trials, seed=seed, by_history=by_history,
+                                                      light_max_baskets=light_max_baskets)
+        log_table.insert(0, "protocol", protocol)
+        trials.append(log_table)
+        for label, variant in {"no rule": Rules(), **(rule_variants or {})}.items():
+            h = Hybrid(comps, weights[protocol], variant, light_max_baskets).fit(valid.fit)
+            rule_rows.append({"rule": label, "protocol": protocol,
+                              "valid NDCG@5": score_model(h, valid, (protocol,))[protocol]})
+        if log:
+            log(f"{protocol}: weights {weights[protocol]}")
+    test_cache: dict = {}
+    models = {}
+    for protocol in PROTOCOLS:
+        comps = fit_components(tuning, test.fit, protocol, names, test_cache)
+        models[("hybrid", protocol)] = Hybrid(comps, weights[protocol], rules, light_max_baskets).fit(test.fit)
+    metrics, predictions, _ = evaluate_models(models, test, test.fit.segments, n_boot=n_boot, seed=seed)
+    metrics.to_csv(tables_dir / "metrics_hybrid.csv", index=False)
+    predictions.to_parquet(tables_dir / "predictions_hybrid.parquet", index=False)
+    config = {p: {"weights": weights[p], "rules": asdict(rules), "light_max_baskets": light_max_baskets,
+                  "components": list(fit_components(tuning, test.fit, p, names, test_cache))} for p in PROTOCOLS}
+    save_tuning({"hybrid": config}, tables_dir)
+    return {"weights": weights, "trials": pd.concat(trials, ignore_index=True), "rules": pd.DataFrame(rule_rows),
+            "metrics": metrics, "predictions": predictions, "config": config}
