@@ -149,6 +149,7 @@ def bar_chart(categories, values, title: str, xlabel: str, ylabel: str, ax=None,
         ax.invert_yaxis()
     if annotate:
         ax.bar_label(bars, labels=[annotate.format(v) for v in vals], padding=2, fontsize=9)
+        ax.margins(**({"x": 0.12} if horizontal else {"y": 0.12}))
     label(ax, title, xlabel, ylabel)
     return fig
 
@@ -176,8 +177,9 @@ def hist_chart(values, title: str, xlabel: str, ylabel: str, bins=40, ax=None, l
 
 def heatmap_chart(frame: pd.DataFrame, title: str, xlabel: str, ylabel: str, cbar_label: str,
                   fmt: str = ".2f", cmap: str = SEQUENTIAL, center=None, annot: bool = True, ax=None,
-                  figsize=None):
-    """Annotated heatmap of a numeric frame (rows x columns); NaN cells left blank."""
+                  figsize=None, cbar_format: str | None = None):
+    """Annotated heatmap of a numeric frame (rows x columns); NaN cells left blank.
+    ``cbar_format`` is a ``str.format`` pattern for the colour-bar ticks, e.g. ``"{x:,.0f}"``."""
     if ax is None:
         fig, ax = new_figure(figsize=figsize)
     else:
@@ -185,6 +187,9 @@ def heatmap_chart(frame: pd.DataFrame, title: str, xlabel: str, ylabel: str, cba
     data = frame.astype(float)
     sns.heatmap(data, annot=annot, fmt=fmt, cmap=cmap, center=center, ax=ax, linewidths=0.5,
                 cbar_kws={"label": cbar_label}, annot_kws={"fontsize": 8})
+    ax.grid(False)
+    if cbar_format:
+        ax.collections[0].colorbar.ax.yaxis.set_major_formatter(ticker.StrMethodFormatter(cbar_format))
     ax.tick_params(axis="x", rotation=0)
     ax.tick_params(axis="y", rotation=0)
     label(ax, title, xlabel, ylabel)

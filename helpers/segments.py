@@ -86,8 +86,16 @@ def compute_segments(tables: dict, as_of) -> pd.DataFrame:
 
     Needs ``fact_transactions`` and ``dim_customer`` (``customer_exposure`` when
     present). The learned thresholds are in ``.attrs``."""
-    cust = tables["dim_customer"].sort_values("customer_id")
-    feats = features.customer_features(tables, as_of).set_index("customer_id").loc[cust["customer_id"]]
+    return segments_from_features(tables["dim_customer"], features.customer_features(tables, as_of))
+
+
+def segments_from_features(customers: pd.DataFrame, customer_features: pd.DataFrame) -> pd.DataFrame:
+    """:func:`compute_segments` from ``dim_customer`` and an already computed
+    :func:`helpers.features.customer_features` frame (same customers)."""
+    cust = customers.sort_values("customer_id")
+    feats = customer_features.set_index("customer_id").loc[cust["customer_id"]]
+    feats.attrs = dict(customer_features.attrs)
+    as_of = feats.attrs.get("as_of")
     ids = cust["customer_id"].to_numpy(np.int64)
     hist, hist_thr = history_length(feats["frequency"])
     parts = {"loyalty_tier": feats["loyalty_tier"].to_numpy(object)}
@@ -106,7 +114,7 @@ def compute_segments(tables: dict, as_of) -> pd.DataFrame:
         }
     )
     out.attrs.update(
-        as_of=str(as_of),
+        as_of=as_of,
         tier_thresholds=feats.attrs.get("tier_thresholds", {}),
         band_thresholds=feats.attrs.get("band_thresholds", {}),
         heavy_min_baskets=hist_thr,
