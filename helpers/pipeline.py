@@ -100,6 +100,18 @@ def _failed_cell(executed: Path) -> tuple[int | None, str]:
     return None, "unknown error"
 
 
+def hide_parameter_cells(path: Path) -> None:
+    """Collapse the parameters and injected-parameters cells in the book (tag ``hide-cell``)."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        tags = cell.get("metadata", {}).get("tags", [])
+        if ("parameters" in tags or "injected-parameters" in tags) and "hide-cell" not in tags:
+            cell.metadata["tags"] = [*tags, "hide-cell"]
+    nbformat.write(nb, path)
+
+
 def git_commit() -> str | None:
     try:
         return subprocess.run(["git", "rev-parse", "HEAD"], cwd=config.PROJECT_ROOT, capture_output=True,
@@ -180,6 +192,7 @@ def run(dataset: str = config.DEFAULT_DATASET, data_dir=None, output_dir=None, p
             cell, err = _failed_cell(out)
             shutil.rmtree(staging, ignore_errors=True)
             raise NotebookFailed(nb.name, cell, err, kept) from None
+        hide_parameter_cells(out)
         timings[nb.name] = round(time.perf_counter() - t0, 2)
         log(f"      done in {timings[nb.name]:.1f} s")
     manifest = {
