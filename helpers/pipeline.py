@@ -163,7 +163,7 @@ def run(dataset: str = config.DEFAULT_DATASET, data_dir=None, output_dir=None, p
     if unknown:
         raise SystemExit(f"--param {sorted(unknown)} is not a parameter of any notebook "
                          f"(see `python -m helpers.pipeline params`)")
-    staging = reports_dir / ".staging"
+    staging = reports_dir / f".staging-{os.getpid()}"  # one per run: concurrent runs do not collide
     shutil.rmtree(staging, ignore_errors=True)
     for name in PUBLISHED:
         (staging / name).mkdir(parents=True, exist_ok=True)
