@@ -1,0 +1,113 @@
+"""The hybrid: normalization, business rules, weight search, every customer served."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from helpers.evaluation import relevance_matrix, temporal_split
+from helpers.experiment import make_stage, score_model
+from helpers.recommenders.base import Recommender, make_fit_data
+from helpers.recommenders.buy_again import BuyAgain
+from helpers.recommenders.hybrid import CandidatePool, Hybrid, Rules, diversify, minmax_rows, search_weights
+from helpers.recommenders.popularity import GlobalPopularity
+
+
+def test_minmax_rows_known_answer():
+    s = np.array([[1.0, 3.0, 2.0], [5.0, 5.0, 5.0], [0.0, -np.inf, 4.0]], dtype=np.float32)
+    out = minmax_rows(s)
+    np.testing.assert_allclose(out[0], [0.0, 1.0, 0.5])
+    np.testing.assert_allclose(out[1], [0.0, 0.0, 0.0])
+    assert out[2, 0] == 0.0 and out[2, 2] == 1.0 and out[2, 1] == -np.inf
+
+
+def test_diversify_caps_items_per_category():
+    scores = np.array([[9, 8, 7, 6, 5, 4]], dtype=np.float32)
+    cats = np.array([0, 0, 0, 1, 1, 2])
+    idx, val = diversify(scores, cats, k=4, max_per_category=2)
+    assert idx.tolist() == [[0, 1, 3, 4]]  # the third item of category 0 is skipped
+    idx, _ = diversify(scores, cats, k=4, max_per_category=1)
+    assert idx[0, :3].tolist() == [0, 3, 5] and not np.isfinite(_[0, 3])  # only 3 categories exist
+
+
+class _Const(Recommender):
+    def __init__(self, vec):
+        self.vec = np.asarray(vec, np.float32)
+
+    def fit(self, data):
+        self.data = data
+        return self
+
+    def score(self, rows):
+        return np.tile(self.vec, (len(rows), 1))
+
+
+def _tiny():
+    tx = pd.DataFrame({
+        "basket_id": [1, 2, 3, 4, 5], "customer_id": [1, 1, 2, 3, 3], "product_id": [10, 11, 12, 13, 13],
+        "timestamp": pd.to_datetime(["2024-01-01", "2024-03-01", "2024-03-01", "2024-01-02", "2024-02-20"]),
+        "quantity": [1.0] * 5, "sales_value": [1.0] * 5,
+    })
+    prod = pd.DataFrame({"product_id": [10, 11, 12, 13], "category": ["a", "a", "b", "b"],
+                         "margin": [0.1, 0.5, np.nan, 0.2]})
+    promo = pd.DataFrame({"product_id": [12], "start_date": pd.to_datetime(["2024-03-10"]),
+                          "end_date": pd.to_datetime(["2024-03-20"])})
+    return make_fit_data(tx, pd.DataFrame({"customer_id": [1, 2, 3, 4]}), prod, "2024-03-15", promotions=promo)
+
+
+def test_weights_blend_and_rules():
+    fd = _tiny()
+    a, b = _Const([4, 3, 2, 1]).fit(fd), _Const([1, 2, 3, 4]).fit(fd)
+    only_a = Hybrid({"a": a, "b": b}, {"a": 1.0, "b": 0.0}).fit(fd)
+    assert only_a.recommend([1], k=4)[0][0].tolist() == [10, 11, 12, 13]
+    only_b = Hybrid({"a": a, "b": b}, {"a": 0.0, "b": 1.0}).fit(fd)
+    assert only_b.recommend([1], k=1)[0][0, 0] == 13
+    # availability: only products sold in the last 30 days before 2024-03-15 (11, 12, 13)
+    avail = Hybrid({"a": a}, {"a": 1.0}, Rules(availability_days=30)).fit(fd)
+    ids, sc = avail.recommend([1], k=4)
+    assert 10 not in ids[0][np.isfinite(sc[0])]
+    # promotion active on as_of boosts product 12 over 11
+    flat = _Const([0.0, 1.0, 1.0, 0.0]).fit(fd)
+    boosted = Hybrid({"f": flat}, {"f": 1.0}, Rules(promo_boost=0.5)).fit(fd)
+    assert boosted.recommend([1], k=1)[0][0, 0] == 12
+    # margin-aware: 11 (margin .5) beats 10 (margin .1) at equal score
+    eq = _Const([1.0, 1.0, 0.0, 0.0]).fit(fd)
+    margin = Hybrid({"e": eq}, {"e": 1.0}, Rules(margin_weight=1.0)).fit(fd)
+    assert margin.recommend([1], k=1)[0][0, 0] == 11
+
+
+def test_history_dependent_weights():
+    fd = _tiny()
+    a, b = _Const([4, 3, 2, 1]).fit(fd), _Const([1, 2, 3, 4]).fit(fd)
+    h = Hybrid({"a": a, "b": b}, {"light": {"a": 1.0}, "heavy": {"b": 1.0}}, light_max_baskets=1).fit(fd)
+    ids, _ = h.recommend([2, 3], k=1)  # customer 2: one basket (light); customer 3: two baskets (heavy)
+    assert ids[:, 0].tolist() == [10, 13]
+
+
+@pytest.fixture(scope="module")
+def tiny_stage(tiny_tables):
+    split = temporal_split(tiny_tables["fact_transactions"], test_days=14, valid_days=14)
+    return make_stage(tiny_tables, split, "valid")
+
+
+def test_weight_search_is_deterministic_and_not_worse_than_components(tiny_stage):
+    comps = {"pop": GlobalPopularity().fit(tiny_stage.fit), "buy": BuyAgain(half_life_days=30).fit(tiny_stage.fit)}
+    pool = CandidatePool(comps, tiny_stage.fit, tiny_stage.relevance, "all", pool_size=20)
+    w1, log1 = search_weights(pool, n_trials=30, seed=3)
+    w2, _ = search_weights(pool, n_trials=30, seed=3)
+    assert w1 == w2
+    best = log1["value"].max()
+    singles = [pool.evaluate(np.eye(2)[j]) for j in range(2)]
+    assert best >= max(singles) - 1e-12
+
+
+def test_hybrid_serves_every_customer_including_cold_start(tiny_stage, tiny_tables):
+    fd = tiny_stage.fit
+    comps = {"pop": GlobalPopularity().fit(fd), "buy": BuyAgain().fit(fd)}
+    h = Hybrid(comps, {"light": {"pop": 0.7, "buy": 0.3}, "heavy": {"pop": 0.2, "buy": 0.8}}).fit(fd)
+    everyone = np.r_[tiny_tables["dim_customer"]["customer_id"].to_numpy(), [10**9]]
+    ids, scores = h.recommend(everyone, k=10)
+    assert ids.shape == (len(everyone), 10) and np.isfinite(scores).all()
+    assert all(len(set(r)) == 10 for r in ids.tolist())
+    assert score_model(h, tiny_stage, ("all",))["all"] >= 0
