@@ -22,6 +22,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib import dates as mdates
 from matplotlib import ticker
+from matplotlib.colors import TwoSlopeNorm
 
 PALETTE = "colorblind"
 FIGSIZE = (8.0, 4.2)
@@ -185,7 +186,12 @@ def heatmap_chart(frame: pd.DataFrame, title: str, xlabel: str, ylabel: str, cba
     else:
         fig = ax.figure
     data = frame.astype(float)
-    sns.heatmap(data, annot=annot, fmt=fmt, cmap=cmap, center=center, ax=ax, linewidths=0.5,
+    norm = None
+    if center is not None and np.isfinite(data.to_numpy()).any():  # diverging colours around ``center``
+        lo, hi = float(np.nanmin(data.to_numpy())), float(np.nanmax(data.to_numpy()))
+        eps = 1e-9 * max(1.0, abs(center))
+        norm = TwoSlopeNorm(vcenter=center, vmin=min(lo, center - eps), vmax=max(hi, center + eps))
+    sns.heatmap(data, annot=annot, fmt=fmt, cmap=cmap, norm=norm, ax=ax, linewidths=0.5,
                 cbar_kws={"label": cbar_label}, annot_kws={"fontsize": 8})
     ax.grid(False)
     if cbar_format:
