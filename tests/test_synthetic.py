@@ -360,3 +360,16 @@ def test_promotion_table(data):
     display = promo[promo["promo_type"] == "display"]
     assert display["store_id"].notna().all()
     assert promo.loc[promo["promo_type"] == "mailer", "store_id"].isna().all()
+
+
+def test_compact_sink_grows_and_offsets_basket_ids():
+    from helpers.sources.synthetic import _COMPACT, _Sink
+
+    sink = _Sink(capacity=2, basket_dtype=np.int32, seconds_dtype=np.int32)
+    for n in (3, 4):
+        part = {k: np.ones(n, dtype=d) for k, d in _COMPACT.items()}
+        part["basket"] = np.arange(1, n + 1)
+        part["n_baskets"] = n
+        sink.append(part)
+    assert sink.size == 7 and sink.n_baskets == 7
+    assert sink.cols["basket"][: sink.size].tolist() == [1, 2, 3, 4, 5, 6, 7]

@@ -265,23 +265,24 @@ PRODUCT_TYPES: tuple[ProductType, ...] = (
       ("diversity antennas", "failsafe", "SBUS output", "telemetry", "lightweight")),
     # ---- electronics ------------------------------------------------------
     T("Electronics", "Motors & ESCs", "Car Motors & ESCs", ("car",), "electronics", (30, 180),
-      "brushless system", ("540 size 3300KV motor", "540 size 4000KV motor", "1:8 4274 2200KV motor",
-                           "120A ESC", "60A ESC", "sensored 13.5T motor"),
-      ("sensorless", "sensored", "waterproof", "programmable", "Deans plug")),
+      "", ("540 size 3300KV brushless motor", "540 size 4000KV brushless motor",
+          "1:8 4274 2200KV brushless motor", "120A brushless ESC", "60A brushless ESC",
+          "sensored 13.5T brushless motor"),
+      ("waterproof", "programmable", "Deans plug", "high efficiency", "heat sink")),
     T("Electronics", "Motors & ESCs", "Airplane Motors & ESCs", ("airplane",), "electronics", (20, 120),
-      "brushless system", ("2212 1400KV outrunner", "3536 910KV outrunner", "40A ESC with BEC",
-                           "60A ESC"), ("outrunner", "programmable", "switching BEC", "XT60 plug")),
+      "", ("2212 1400KV brushless outrunner", "3536 910KV brushless outrunner",
+           "40A brushless ESC with BEC", "60A brushless ESC"), ("outrunner", "programmable", "switching BEC", "XT60 plug")),
     T("Electronics", "Motors & ESCs", "Helicopter Motors & ESCs", ("helicopter",), "electronics",
-      (30, 180), "brushless system", ("3530 1600KV heli motor", "450 size 3200KV motor",
-                                      "80A governor ESC"),
+      (30, 180), "", ("3530 1600KV brushless heli motor", "450 size 3200KV brushless motor",
+                      "80A governor ESC"),
       ("governor mode", "programmable", "high efficiency", "heat sink")),
     T("Electronics", "Motors & ESCs", "Drone Motors & ESCs", ("drone",), "electronics", (15, 150),
-      "FPV power system", ("2207 1950KV motors", "1404 3800KV motors", "45A 4-in-1 ESC",
-                           "F7 flight controller stack"), ("BLHeli_32", "DShot600", "N52 magnets",
+      "", ("2207 1950KV brushless motors", "1404 3800KV brushless motors", "45A 4-in-1 ESC",
+           "F7 flight controller stack"), ("BLHeli_32", "DShot600", "N52 magnets",
                                                             "lightweight", "Betaflight")),
     T("Electronics", "Motors & ESCs", "Boat Motors & ESCs", ("boat",), "electronics", (30, 180),
-      "marine brushless system", ("water-cooled 3660 inrunner", "2040 size 4300KV motor",
-                                  "120A water-cooled ESC"),
+      "", ("water-cooled 3660 brushless inrunner", "2040 size 4300KV brushless motor",
+           "120A water-cooled ESC"),
       ("water-cooled", "waterproof", "reverse function", "programmable")),
     T("Electronics", "Servos", "Standard Servos", ("car", "airplane", "boat"), "electronics", (12, 90),
       "servo", ("digital standard 20 kg", "metal gear 25 kg", "high voltage 35 kg"),
@@ -314,9 +315,9 @@ PRODUCT_TYPES: tuple[ProductType, ...] = (
        "touring rubber"),
       ("foam inserts", "12 mm hex", "premounted on wheels", "soft compound", "all-terrain tread"),
       ("2 PCS", "4 PCS")),
-    T("Spare Parts", "Gears & Drivetrain", "Car Gears & Drivetrain", ("car",), "parts", (5, 35), "gear",
-      ("steel pinion 18T", "spur gear 86T", "hardened steel driveshafts", "front differential",
-       "slipper clutch"), ("hardened steel", "32 pitch", "48 pitch", "mod 1")),
+    T("Spare Parts", "Gears & Drivetrain", "Car Gears & Drivetrain", ("car",), "parts", (5, 35), "",
+      ("steel pinion gear 18T", "spur gear 86T", "hardened steel driveshafts", "front differential",
+       "slipper clutch"), ("hardened steel", "precision cut", "direct fit", "long life")),
     T("Spare Parts", "Suspension", "Car Suspension Parts", ("car",), "parts", (6, 40),
       "suspension part", ("oil-filled shocks", "A-arms", "turnbuckles", "hub carriers", "sway bar kit"),
       ("aluminum", "composite", "threaded bodies", "adjustable"), ("2 PCS", "1 SET")),
@@ -330,7 +331,7 @@ PRODUCT_TYPES: tuple[ProductType, ...] = (
       "tail rotor blades", ("62 mm", "95 mm", "105 mm"), ("carbon fiber", "balanced pair"),
       ("2 PCS",)),
     T("Spare Parts", "Gears & Drivetrain", "Helicopter Gears", ("helicopter",), "parts", (4, 25),
-      "gear", ("main gear 120T", "tail drive gear", "pinion 13T", "one-way bearing"),
+      "", ("main gear 120T", "tail drive gear", "pinion gear 13T", "one-way bearing"),
       ("hardened steel", "Delrin", "precision cut")),
     T("Spare Parts", "Hardware", "Helicopter Hardware", ("helicopter",), "parts", (5, 40),
       "replacement part", ("metal swashplate", "feathering shaft", "tail boom", "skid landing gear",
@@ -774,11 +775,9 @@ def _customers(rng: np.random.Generator, n: int, n_days: int, cat: dict) -> tupl
     )
     adults = np.where(married, 2, 1)
     size = np.minimum(adults + kids, 5)
-    comp = np.where(
-        married,
-        np.where(kids > 0, "2 Adults Kids", "2 Adults No Kids"),
-        np.where(kids > 0, "1 Adult Kids", np.where(female, "Single Female", "Single Male")),
-    ).astype(object)
+    comp_code = np.where(married, np.where(kids > 0, 0, 1), np.where(kids > 0, 2, np.where(female, 3, 4)))
+    comp = _pick(("2 Adults Kids", "2 Adults No Kids", "1 Adult Kids", "Single Female", "Single Male"),
+                 comp_code)
     owner = rng.random(n) < np.array([0.1, 0.35, 0.6, 0.72, 0.8, 0.82])[age]
 
     def col(values, extra_null: float = 0.0) -> np.ndarray:
@@ -789,10 +788,10 @@ def _customers(rng: np.random.Generator, n: int, n_days: int, cat: dict) -> tupl
     dim_customer = pd.DataFrame({
         "customer_id": np.arange(1, n + 1, dtype=np.int64),
         "age_band": col(_pick(AGE_BANDS, age)),
-        "gender": col(np.where(female, "F", "M")),
+        "gender": col(_pick(("M", "F"), female.astype(int))),
         "income_band": col(_pick(INCOME_BANDS, income)),
-        "home_ownership": col(np.where(owner, "Homeowner", "Renter"), 0.06),
-        "marital_status": col(np.where(married, "Married", "Unmarried"), 0.08),
+        "home_ownership": col(_pick(("Renter", "Homeowner"), owner.astype(int)), 0.06),
+        "marital_status": col(_pick(("Unmarried", "Married"), married.astype(int)), 0.08),
         "household_size": col(_pick(("1", "2", "3", "4", "5+"), size - 1)),
         "household_comp": col(comp, 0.03),
         "kids_count": col(_pick(("0", "1", "2", "3+"), kids)),
@@ -1142,13 +1141,12 @@ def _chunk(rng: np.random.Generator, c0: int, c1: int, cat: dict, cust: dict, ca
         return np.concatenate([a, b]).astype(dtype)[order]
 
     return {
-        "basket": bid.astype(np.int32),
+        "basket": bid,
         "n_baskets": int(bid[-1]) if bid.size else 0,
         "customer": (all_c[order] + c0 + 1).astype(np.int32),
         "product": cat_(prod, prod[ret], np.int32),
         "store": cat_(lstore, lstore[ret], np.int8),
-        "seconds": (all_day[order].astype(np.int64) * 86400 + all_sec[order]).astype(
-            np.int32 if n_days < 24_000 else np.int64),
+        "seconds": all_day[order].astype(np.int64) * 86400 + all_sec[order],
         "qty": cat_(qty, -rq, np.int16),
         "gross": cat_(gross, -rq * cat["price_cents"][prod[ret]], np.int32),
         "retail": cat_(retail, np.zeros(nr, np.int64), np.int32),
@@ -1159,51 +1157,89 @@ def _chunk(rng: np.random.Generator, c0: int, c1: int, cat: dict, cust: dict, ca
     }
 
 
-def _assemble(pieces: list[dict], start: pd.Timestamp) -> pd.DataFrame:
-    """Convert the compact chunks into the final schema dtypes, one column at a time.
+_COMPACT = {  # compact dtypes of the chunk columns kept until the end
+    "basket": np.int64, "customer": np.int32, "product": np.int32, "store": np.int8,
+    "seconds": np.int64, "qty": np.int16, "gross": np.int32, "retail": np.int32, "coupon": np.int32,
+    "match": np.int32, "on_promo": np.bool_, "is_return": np.bool_,
+}
 
-    Each compact column is freed as soon as the last final column using it is
-    built, so the peak is about the final frame plus the compact copy.
+
+class _Sink:
+    """Compact column buffers the chunks append to.
+
+    The buffers are allocated once from an estimate of the number of lines (and
+    grown if needed), so the long-lived data lives in a few large allocations and
+    the per-chunk temporaries are given back to the system: the peak stays close
+    to the final frame plus this compact copy.
     """
-    sizes = [p["customer"].size for p in pieces]
-    total = int(sum(sizes))
-    bounds = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-    offsets = np.concatenate([[0], np.cumsum([p["n_baskets"] for p in pieces])]).astype(np.int64)
+
+    def __init__(self, capacity: int, basket_dtype, seconds_dtype) -> None:
+        self.size = 0
+        self.n_baskets = 0
+        dtypes = dict(_COMPACT, basket=basket_dtype, seconds=seconds_dtype)
+        self.cols = {k: np.empty(max(capacity, 1), dtype=d) for k, d in dtypes.items()}
+
+    def append(self, part: dict) -> None:
+        m = part["customer"].size
+        cap = next(iter(self.cols.values())).size
+        if self.size + m > cap:  # rare: grow by a quarter at least
+            new = max(self.size + m, int(cap * 1.25))
+            for k, v in self.cols.items():
+                grown = np.empty(new, dtype=v.dtype)
+                grown[: self.size] = v[: self.size]
+                self.cols[k] = grown
+        part["basket"] = part["basket"] + self.n_baskets
+        for k, v in self.cols.items():
+            v[self.size: self.size + m] = part[k]
+        self.size += m
+        self.n_baskets += part["n_baskets"]
+
+
+def _assemble(sink: _Sink, start: pd.Timestamp, block: int = 4_000_000) -> pd.DataFrame:
+    """Convert the compact buffers into the final schema dtypes, one column at a time.
+
+    Conversions run in blocks of rows, and each compact buffer is freed as soon as
+    the last final column using it is built.
+    """
+    total = sink.size
+    c = sink.cols
     start_ns = int(np.datetime64(start, "ns").astype(np.int64))
     day_ns = 86400 * 1_000_000_000
 
     def fill(dtype, fn, free: tuple[str, ...] = ()) -> np.ndarray:
         out = np.empty(total, dtype=dtype)
-        for i, p in enumerate(pieces):
-            out[bounds[i]:bounds[i + 1]] = fn(p, i)
-            for key in free:
-                del p[key]
+        for a in range(0, total, block):
+            b = min(a + block, total)
+            out[a:b] = fn(slice(a, b))
+        for key in free:
+            del c[key]
         return out
 
+    def i64(key: str, sl: slice) -> np.ndarray:
+        return c[key][sl].astype(np.int64)
+
     cols: dict[str, np.ndarray] = {}
-    cols["basket_id"] = fill(np.int64, lambda p, i: p["basket"].astype(np.int64) + offsets[i],
-                             ("basket",))
-    cols["customer_id"] = fill(np.int64, lambda p, i: p["customer"], ("customer",))
-    cols["product_id"] = fill(np.int64, lambda p, i: p["product"].astype(np.int64) + 100001,
-                              ("product",))
-    cols["store_id"] = fill(np.int64, lambda p, i: p["store"], ("store",))
-    cols["timestamp"] = fill(np.int64, lambda p, i: p["seconds"].astype(np.int64) * 1_000_000_000
-                             + start_ns).view("M8[ns]")
-    cols["date"] = fill(np.int64, lambda p, i: (p["seconds"].astype(np.int64) // 86400) * day_ns
-                        + start_ns, ("seconds",)).view("M8[ns]")
-    cols["quantity"] = fill(np.float64, lambda p, i: p["qty"], ("qty",))
+    cols["basket_id"] = fill(np.int64, lambda sl: c["basket"][sl], ("basket",))
+    cols["customer_id"] = fill(np.int64, lambda sl: c["customer"][sl], ("customer",))
+    cols["product_id"] = fill(np.int64, lambda sl: i64("product", sl) + 100001, ("product",))
+    cols["store_id"] = fill(np.int64, lambda sl: c["store"][sl], ("store",))
+    cols["timestamp"] = fill(np.int64, lambda sl: i64("seconds", sl) * 1_000_000_000 + start_ns
+                             ).view("M8[ns]")
+    cols["date"] = fill(np.int64, lambda sl: (i64("seconds", sl) // 86400) * day_ns + start_ns,
+                        ("seconds",)).view("M8[ns]")
+    cols["quantity"] = fill(np.float64, lambda sl: c["qty"][sl], ("qty",))
     cols["sales_value"] = fill(
-        np.float64, lambda p, i: (p["gross"].astype(np.int64) - p["retail"] - p["coupon"] - p["match"])
-        / 100.0, ("gross",))
-    cols["retail_disc"] = fill(np.float64, lambda p, i: p["retail"] / 100.0)
-    cols["coupon_disc"] = fill(np.float64, lambda p, i: p["coupon"] / 100.0)
-    cols["coupon_match_disc"] = fill(np.float64, lambda p, i: p["match"] / 100.0)
+        np.float64,
+        lambda sl: (i64("gross", sl) - c["retail"][sl] - c["coupon"][sl] - c["match"][sl]) / 100.0,
+        ("gross",))
+    cols["retail_disc"] = fill(np.float64, lambda sl: c["retail"][sl] / 100.0)
+    cols["coupon_disc"] = fill(np.float64, lambda sl: c["coupon"][sl] / 100.0)
+    cols["coupon_match_disc"] = fill(np.float64, lambda sl: c["match"][sl] / 100.0)
     cols["discount"] = fill(
-        np.float64, lambda p, i: (p["retail"].astype(np.int64) + p["coupon"] + p["match"]) / 100.0,
+        np.float64, lambda sl: (i64("retail", sl) + c["coupon"][sl] + c["match"][sl]) / 100.0,
         ("retail", "coupon", "match"))
-    cols["on_promotion"] = fill(bool, lambda p, i: p["on_promo"], ("on_promo",))
-    cols["is_return"] = fill(bool, lambda p, i: p["is_return"], ("is_return",))
-    pieces.clear()
+    cols["on_promotion"] = fill(bool, lambda sl: c["on_promo"][sl], ("on_promo",))
+    cols["is_return"] = fill(bool, lambda sl: c["is_return"][sl], ("is_return",))
     return pd.DataFrame(cols, copy=False)  # no copy, no block consolidation
 
 
@@ -1259,12 +1295,18 @@ def generate(
         from tqdm.auto import tqdm
 
         steps = tqdm(steps, desc="synthetic", unit="chunk")
-    pieces = []
+    est_baskets = float(n_customers + lam.sum() + n_red)
+    sink = _Sink(
+        capacity=int(est_baskets * _MEAN_SIZE * 1.03 + 20 * np.sqrt(est_baskets) + 1000),
+        basket_dtype=np.int32 if est_baskets * 1.1 + 1e6 < 2**31 else np.int64,
+        seconds_dtype=np.int32 if n_days < 24_000 else np.int64,
+    )
     for ci in steps:  # a handful of customer chunks
         crng = np.random.default_rng([int(seed), 7919, ci])
-        pieces.append(_chunk(crng, bounds[ci], bounds[ci + 1], cat, cust, cal, promo, camp, lam, salt))
-    del promo
-    fact = _assemble(pieces, start)
+        sink.append(_chunk(crng, bounds[ci], bounds[ci + 1], cat, cust, cal, promo, camp, lam, salt))
+    del promo, cust
+    fact = _assemble(sink, start)
+    del sink
 
     order = {name: TABLES[name].column_names for name in TABLES}
     return {
