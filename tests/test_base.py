@@ -60,3 +60,19 @@ def test_recommend_excludes_history_and_serves_unknown_customers():
     assert not np.isfinite(scores[0]).any()  # customer 10 bought both
     assert ids[1, 0] == 100 and not np.isfinite(scores[1, 1])
     assert np.isfinite(scores[2]).all()  # unknown id: cold-start row, nothing excluded
+
+
+def test_top_k_block_path_matches_stable_sort_on_wide_rows():
+    rng = np.random.default_rng(0)
+    for trial in range(20):
+        m = int(rng.integers(8 * 128 * 3, 8 * 128 * 6))
+        s = rng.integers(0, 30 if trial % 2 else 10_000, (7, m)).astype(np.float32)
+        if trial % 3 == 0:
+            s[rng.random(s.shape) < 0.5] = -np.inf
+        if trial % 4 == 0:
+            s[0] = 0.0  # a row of ties only
+            s[1, :] = -np.inf
+        for k in (1, 3, 5):
+            idx, val = top_k(s, k)
+            ref = np.argsort(-s, axis=1, kind="stable")[:, :k]
+            np.testing.assert_array_equal(idx, ref)
