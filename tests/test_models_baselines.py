@@ -327,7 +327,7 @@ FACTORIES = {"global_popularity": GlobalPopularity, "segmented_popularity": Segm
 def test_grid_knobs_are_constructor_parameters(name):
     params = inspect.signature(FACTORIES[name]).parameters
     assert set(GRIDS[name]) <= set(params)
-    assert 1 <= len(candidates(name)) <= 16
+    assert 1 <= len(candidates(name)) <= 30
     assert candidates(name) == expand_grid(GRIDS[name])
 
 
