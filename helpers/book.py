@@ -22,6 +22,27 @@ def jupyter_book_exe() -> str:
     return str(exe) if exe.exists() else "jupyter-book"
 
 
+BOOK_FILES = ("_config.yml", "_toc.yml", "book")
+
+
+def prepare_root(reports_dir: Path, dest: Path) -> Path:
+    """A scratch book root whose ``reports/executed`` is another run's executed notebooks."""
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in BOOK_FILES:
+        src = config.PROJECT_ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, dirs_exist_ok=True)
+        else:
+            shutil.copy(src, dest / name)
+    (dest / "reports").mkdir(exist_ok=True)
+    target = dest / "reports" / "executed"
+    if target.exists() or target.is_symlink():
+        shutil.rmtree(target) if target.is_dir() and not target.is_symlink() else target.unlink()
+    shutil.copytree(Path(reports_dir) / "executed", target)
+    return dest
+
+
 def build(root: Path = config.PROJECT_ROOT, strict: bool = True, build_dir: Path | None = None) -> Path:
     """Build the book at ``root``; returns the ``_build/html`` folder."""
     root = Path(root)
@@ -49,8 +70,13 @@ def build(root: Path = config.PROJECT_ROOT, strict: bool = True, build_dir: Path
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m helpers.book")
     ap.add_argument("--no-strict", action="store_true", help="do not turn warnings into errors")
+    ap.add_argument("--reports-dir", help="build from another run's reports (e.g. OUTPUT_DIR/reports)")
     args = ap.parse_args(argv)
-    build(strict=not args.no_strict)
+    if args.reports_dir:
+        root = prepare_root(Path(args.reports_dir), Path(args.reports_dir) / "book-root")
+        build(root=root, strict=not args.no_strict)
+    else:
+        build(strict=not args.no_strict)
     return 0
 
 

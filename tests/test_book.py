@@ -1,0 +1,230 @@
+"""End to end on the tiny synthetic source: papermill run, strict book build, real browser.
+
+The whole pipeline runs once into a scratch folder (and a second time to check
+determinism); the book is built from the executed copies with warnings as
+errors; headless Chromium renders the landing and evaluation pages and the
+glued headline numbers must be visible and equal ``metrics.csv``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from helpers import config
+from helpers.book import build, prepare_root
+
+from .conftest import TINY, in_ci
+
+pytestmark = pytest.mark.slow
+
+RUN_PARAMS = {**TINY, "n_boot": 200, "n_trials": 40}
+
+
+def run_pipeline(out: Path) -> subprocess.CompletedProcess:
+    args = [sys.executable, "-m", "helpers.pipeline", "run", "--dataset", "synthetic", "--output-dir", str(out),
+            "--no-progress"] + [f"--param={k}={v}" for k, v in RUN_PARAMS.items()]
+    return subprocess.run(args, cwd=config.PROJECT_ROOT, capture_output=True, text=True)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    res = run_pipeline(out)
+    assert res.returncode == 0, res.stderr[-4000:]
+    return out
+
+
+@pytest.fixture(scope="module")
+def html_dir(run_dir, tmp_path_factory):
+    root = prepare_root(run_dir / "reports", tmp_path_factory.mktemp("bookroot"))
+    return build(root=root, strict=True)
+
+
+def glued(executed: Path) -> dict:
+    """Glue keys of an executed notebook -> their text/plain value."""
+    nb = json.loads(executed.read_text())
+    out = {}
+    for cell in nb["cells"]:
+        for o in cell.get("outputs", []):
+            name = o.get("metadata", {}).get("scrapbook", {}).get("name")
+            if name and "text/plain" in o.get("data", {}):
+                out[name] = o["data"]["text/plain"]
+    return out
+
+
+def overall(metrics: pd.DataFrame, model: str, protocol: str, metric="ndcg", k=5) -> float:
+    m = metrics[(metrics["model"] == model) & (metrics["protocol"] == protocol) & (metrics["split"] == "test")
+                & (metrics["segment_type"] == "overall") & (metrics["metric"] == metric) & (metrics["k"] == k)]
+    assert len(m) == 1
+    return float(m["value"].iloc[0])
+
+
+def test_outputs_exist(run_dir):
+    for name in ("fact_transactions", "dim_customer", "dim_product", "dim_date", "dim_promotion",
+                 "customer_exposure", "customer_features", "segments"):
+        assert (run_dir / f"{name}.parquet").exists(), name
+    tables = run_dir / "reports" / "tables"
+    assert (tables / "metrics.csv").exists() and (tables / "test_predictions.parquet").exists()
+    manifest = json.loads((run_dir / "reports" / "run_manifest.json").read_text())
+    assert manifest["dataset"] == "synthetic" and manifest["data_fingerprint"]
+    assert set(manifest["notebooks"]) >= {"00_data_model.ipynb", "07_evaluation.ipynb"}
+
+
+def test_metrics_cover_every_model_protocol_and_segment(run_dir):
+    m = pd.read_csv(run_dir / "reports" / "tables" / "metrics.csv")
+    test = m[m["split"] == "test"]
+    pairs = set(zip(test["model"], test["protocol"]))
+    for model in ("global_popularity", "segmented_popularity", "als", "itemknn", "ease", "content", "hybrid"):
+        assert (model, "all") in pairs and (model, "new") in pairs, model
+    assert ("buy_again", "all") in pairs and ("buy_again", "new") not in pairs
+    assert {"loyalty_tier", "age_band", "gender", "income_band", "promo_exposure", "history_length"} <= set(
+        test["segment_type"])
+    assert ((test["value"] >= 0) & (test["value"] <= 1)).all()
+
+
+def test_glued_headline_equals_metrics_csv(run_dir):
+    m = pd.read_csv(run_dir / "reports" / "tables" / "metrics.csv")
+    g = glued(run_dir / "reports" / "executed" / "07_evaluation.ipynb")
+    for protocol in ("all", "new"):
+        assert float(g[f"hybrid_{protocol}_ndcg5"]) == pytest.approx(overall(m, "hybrid", protocol), abs=1e-12)
+
+
+def _independent_metrics(pred: pd.DataFrame, fact: pd.DataFrame, split: dict, protocol: str, k: int = 5):
+    """A deliberately plain re-implementation of the documented definitions."""
+    test_start, end = pd.Timestamp(split["test_start"]), pd.Timestamp(split["end"])
+    fit = fact[(fact["timestamp"] < test_start) & (fact["quantity"] > 0)]
+    ev = fact[(fact["timestamp"] >= test_start) & (fact["timestamp"] < end) & (fact["quantity"] > 0)]
+    history = fit.groupby("customer_id")["product_id"].apply(set).to_dict()
+    relevant = ev.groupby("customer_id")["product_id"].apply(set).to_dict()
+    top = pred.sort_values("rank").groupby("customer_id")["product_id"].apply(list).to_dict()
+    rows = []
+    for cust, rel in relevant.items():
+        if cust not in history:
+            continue
+        if protocol == "new":
+            rel = rel - history[cust]
+        if not rel:
+            continue
+        recs = top.get(cust, [])[:k]
+        hits = [1 if p in rel else 0 for p in recs]
+        dcg = sum(h / np.log2(i + 2) for i, h in enumerate(hits))
+        idcg = sum(1 / np.log2(i + 2) for i in range(min(k, len(rel))))
+        rows.append({"precision": sum(hits) / k, "recall": sum(hits) / len(rel), "ndcg": dcg / idcg})
+    return pd.DataFrame(rows).mean()
+
+
+def test_metrics_recomputed_from_predictions_match(run_dir):
+    m = pd.read_csv(run_dir / "reports" / "tables" / "metrics.csv")
+    preds = pd.read_parquet(run_dir / "reports" / "tables" / "test_predictions.parquet")
+    fact = pd.read_parquet(run_dir / "fact_transactions.parquet")
+    split = json.loads((run_dir / "split.json").read_text())
+    for model in ("hybrid", "als", "buy_again"):
+        for protocol in ("all", "new"):
+            p = preds[(preds["model"] == model) & (preds["protocol"] == protocol)]
+            if p.empty:
+                continue
+            ref = _independent_metrics(p, fact, split, protocol)
+            for metric in ("precision", "recall", "ndcg"):
+                assert overall(m, model, protocol, metric) == pytest.approx(ref[metric], abs=1e-9), (model, metric)
+
+
+def test_same_command_twice_gives_identical_metrics(run_dir, tmp_path):
+    again = tmp_path / "again"
+    res = run_pipeline(again)
+    assert res.returncode == 0, res.stderr[-4000:]
+    a = pd.read_csv(run_dir / "reports" / "tables" / "metrics.csv")
+    b = pd.read_csv(again / "reports" / "tables" / "metrics.csv")
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_hybrid_serves_every_customer(run_dir):
+    """Every dim_customer customer, with or without history, gets K recommendations."""
+    from helpers.data import load_tables
+    from helpers.evaluation import Split
+    from helpers.models import fit_components, load_tuning
+    from helpers.recommenders.base import make_fit_data
+    from helpers.recommenders.hybrid import Hybrid, Rules
+
+    tables = load_tables(run_dir)
+    split = Split.from_dict(json.loads((run_dir / "split.json").read_text()))
+    tuning = load_tuning(run_dir / "reports" / "tables")
+    fit = make_fit_data(tables["fact_transactions"], tables["dim_customer"], tables["dim_product"],
+                        split.test_start, promotions=tables["dim_promotion"])
+    cfg = tuning["hybrid"]["all"]
+    h = Hybrid(fit_components(tuning, fit, "all"), cfg["weights"], Rules(**cfg["rules"]),
+               cfg["light_max_baskets"]).fit(fit)
+    ids, scores = h.recommend(tables["dim_customer"]["customer_id"].to_numpy(), k=10)
+    assert ids.shape == (len(tables["dim_customer"]), 10) and np.isfinite(scores).all()
+    cold = np.diff(fit.user_items.indptr) == 0
+    assert cold.any(), "the tiny data should have customers without history"
+
+
+# ------------------------------------------------------------------ browser
+def chromium() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    if hasattr(os, "geteuid") and os.geteuid() == 0:  # the test set-up installs Debian's chromium when missing
+        subprocess.run(["apt-get", "update", "-qq"], capture_output=True)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], capture_output=True,
+                       env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+        return shutil.which("chromium")
+    return None
+
+
+@pytest.fixture(scope="module")
+def browser():
+    exe = chromium()
+    if exe is None:
+        if in_ci():
+            pytest.fail("headless Chromium is required in CI and could not be installed")
+        pytest.skip("no Chromium on this machine")
+    return exe
+
+
+BROWSER_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--allow-file-access-from-files"]
+
+
+def render(exe: str, page: Path, profile: Path, screenshot: Path | None = None) -> str:
+    """Visible text of a page as Chromium renders it (DOM after scripts ran)."""
+    base = [exe, *BROWSER_FLAGS, f"--user-data-dir={profile}"]
+    dom = subprocess.run([*base, "--virtual-time-budget=3000", "--dump-dom", page.as_uri()],
+                         capture_output=True, text=True, timeout=120).stdout
+    if screenshot is not None:
+        screenshot.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run([*base, f"--screenshot={screenshot}", "--window-size=1280,2200", page.as_uri()],
+                       capture_output=True, timeout=120)
+    text = re.sub(r"<(script|style)[^>]*>.*?</\1>", " ", dom, flags=re.S)
+    text = re.sub(r"<[^>]+>", " ", text)
+    import html
+
+    return re.sub(r"\s+", " ", html.unescape(text))
+
+
+def test_browser_shows_glued_headline_and_no_traceback(run_dir, html_dir, browser, tmp_path):
+    m = pd.read_csv(run_dir / "reports" / "tables" / "metrics.csv")
+    shots = config.REPORTS_DIR / "screenshots"
+    landing = render(browser, html_dir / "book" / "index.html", tmp_path / "p1", shots / "landing.png")
+    evaluation = render(browser, html_dir / "reports" / "executed" / "07_evaluation.html", tmp_path / "p2",
+                        shots / "evaluation.png")
+    assert "Executive summary" in landing
+    for protocol in ("all", "new"):
+        shown = f"{overall(m, 'hybrid', protocol):.4f}"
+        assert shown in landing, f"hybrid {protocol} NDCG@5 {shown} not visible on the landing page"
+        assert shown in evaluation
+    for page in (landing, evaluation):
+        assert "Traceback" not in page and "Error" not in page.replace("Errors", "")
+    assert (shots / "landing.png").stat().st_size > 10_000
