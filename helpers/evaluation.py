@@ -77,15 +77,20 @@ class Split:
         return cls(**{k: pd.Timestamp(d[k]) for k in ("start", "valid_start", "test_start", "end")})
 
     def write(self, path) -> None:
-        """Write ``to_dict()`` as JSON atomically (temp file + ``os.replace``)."""
+        """Write ``to_dict()`` as JSON atomically (temp file + ``os.replace``); an
+        identical existing file is left untouched (so caches keyed on it stay valid)."""
         path = os.fspath(path)
+        text = json.dumps(self.to_dict(), indent=2) + "\n"
+        if os.path.exists(path):
+            with open(path) as f:
+                if f.read() == text:
+                    return
         folder = os.path.dirname(os.path.abspath(path))
         os.makedirs(folder, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=".split-", suffix=".json")
         try:
             with os.fdopen(fd, "w") as f:
-                json.dump(self.to_dict(), f, indent=2)
-                f.write("\n")
+                f.write(text)
             os.chmod(tmp, 0o644)
             os.replace(tmp, path)
         except BaseException:

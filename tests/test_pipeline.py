@@ -77,3 +77,18 @@ def test_files_run_with_bad_data_fails_cleanly_and_keeps_good_output(tmp_path):
     assert {p.name: p.read_bytes() for p in out.glob("*.parquet")} == before
     assert (out / "reports" / "executed" / "00_data_model.ipynb").read_bytes() == executed_before
     assert (out / "reports" / "failed" / "00_data_model.ipynb").exists()
+
+
+@pytest.mark.slow
+def test_rerun_with_nothing_changed_reuses_and_a_parameter_change_reruns(tmp_path):
+    out = tmp_path / "out"
+    params = [f"--param={k}={v}" for k, v in TINY.items()]
+    first = _run("--dataset", "synthetic", "--output-dir", str(out), "--only", "00", *params)
+    assert first.returncode == 0, first.stderr[-2000:]
+    second = _run("--dataset", "synthetic", "--output-dir", str(out), "--only", "00", *params)
+    assert second.returncode == 0 and "reused" in second.stdout
+    manifest = json.loads((out / "reports" / "run_manifest.json").read_text())
+    assert manifest["reused_from_cache"] == ["00_data_model.ipynb"]
+    changed = _run("--dataset", "synthetic", "--output-dir", str(out), "--only", "00",
+                   *params[:-1], "--param=seed=2")
+    assert changed.returncode == 0 and "reused" not in changed.stdout
