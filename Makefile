@@ -35,6 +35,9 @@ test: $(STAMP)  ## Run the test suite
 lab: $(STAMP)  ## Start JupyterLab on the project
 	$(VENV)/bin/jupyter lab --notebook-dir=.
 
+serve: $(STAMP)  ## Start the recommendation API on 127.0.0.1:8000
+	$(PY) -m uvicorn helpers.api:app --host 127.0.0.1 --port 8000
+
 clean:  ## Remove generated outputs (keeps .venv)
 	rm -rf _build reports/executed reports/tables reports/figures reports/failed reports/.staging
 	find data/processed data/exports -type f ! -name .gitkeep -delete 2>/dev/null || true
