@@ -46,7 +46,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from helpers import config
-from helpers.export import (COLLABORATIVE, MAX_K, SCORE_DECIMALS, ProductLookup, label_reasons)
+from helpers.export import COLLABORATIVE, MAX_K, SCORE_DECIMALS, ProductLookup, label_reasons
 from helpers.recommenders.base import top_k
 from helpers.recommenders.hybrid import diversify, minmax_rows
 
@@ -307,7 +307,7 @@ class ExportStore:
         self.products = ProductLookup(pd.read_parquet(model_dir / "products.parquet"))
         self.lists = {v: _Lists.from_frame(pd.read_parquet(model_dir / f"top_{v}.parquet"), "customer_id")
                       for v in ("all", "new")}
-        self.labels = {v: label_reasons(l.reasons, self.products) for v, l in self.lists.items()}
+        self.labels = {v: label_reasons(lists.reasons, self.products) for v, lists in self.lists.items()}
         self.cold = {}
         for v in ("all", "new"):
             df = pd.read_parquet(model_dir / f"cold_start_{v}.parquet")

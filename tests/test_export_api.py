@@ -1,0 +1,360 @@
+"""Batch export and recommendation API on a tiny synthetic dataset (fixed small parameters, no notebooks)."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+jsonschema = pytest.importorskip("jsonschema")
+pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
+pytest.importorskip("fastapi")
+
+TOP_N = 10
+COMPONENTS = ["global_popularity", "buy_again", "als", "itemknn", "ease", "content"]
+
+
+def _tuning() -> dict:
+    both = ("all", "new")
+    return {
+        "global_popularity": {"all": {"window_days": 28.0}, "new": {"window_days": math.nan}},
+        "segmented_popularity": {p: {"segment_type": "age_band", "min_segment_size": 5, "blend": 0.5,
+                                     "window_days": math.nan} for p in both},
+        "buy_again": {"all": {"half_life_days": 30}},
+        "als": {p: {"factors": 8, "iterations": 3, "regularization": 0.1, "weighting": w, "alpha": 1.0}
+                for p, w in (("all", "bm25"), ("new", "log"))},
+        "itemknn": {p: {"k_neighbors": 20, "weighting": "bm25", "similarity": "cosine"} for p in both},
+        "ease": {p: {"l2": 50.0, "max_items": 80} for p in both},
+        # NaN is how a grid table stores None (no decay): the export must read it back as None
+        "content": {p: {"half_life_days": math.nan, "use_frequency": True, "ngram_range": [1, 1]} for p in both},
+        "hybrid": {
+            "all": {"weights": {"light": {"global_popularity": 0.1, "buy_again": 0.1, "als": 0.3, "itemknn": 0.2,
+                                          "ease": 0.1, "content": 0.2},
+                                "heavy": {"global_popularity": 0.0, "buy_again": 0.5, "als": 0.2, "itemknn": 0.2,
+                                          "ease": 0.0, "content": 0.1}},
+                    "rules": {"availability_days": None, "promo_boost": 0.0, "margin_weight": 0.0,
+                              "max_per_category": None},
+                    "light_max_baskets": 3, "components": COMPONENTS},
+            "new": {"weights": {"global_popularity": 0.1, "als": 0.4, "itemknn": 0.2, "ease": 0.1, "content": 0.2},
+                    "rules": {"availability_days": None, "promo_boost": 0.0, "margin_weight": 0.0,
+                              "max_per_category": 3},
+                    "light_max_baskets": 3, "components": [c for c in COMPONENTS if c != "buy_again"]},
+        },
+    }
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """Tiny star schema (plus two customers without purchases), tuning.json and one export."""
+    from helpers.data import build_star_schema
+    from helpers.export import export
+
+    root = tmp_path_factory.mktemp("export")
+    processed = root / "processed"
+    build_star_schema("synthetic", output_dir=processed, n_customers=200, n_products=150, n_days=120, seed=1)
+    cust = pd.read_parquet(processed / "dim_customer.parquet")
+    common_age = cust["age_band"].dropna().value_counts().index[0]
+    extra = cust.iloc[:2].copy()
+    extra["customer_id"] = [cust["customer_id"].max() + 1, cust["customer_id"].max() + 2]
+    for col in extra.columns:
+        if col not in ("customer_id", "has_demographics"):
+            extra[col] = None
+    extra["age_band"] = [common_age, None]  # one in a big segment, one without demographics
+    extra["has_demographics"] = [True, False]
+    pd.concat([cust, extra], ignore_index=True).to_parquet(processed / "dim_customer.parquet", index=False)
+    tables = root / "tables"
+    tables.mkdir()
+    (tables / "tuning.json").write_text(json.dumps(_tuning(), indent=2))  # json writes NaN as NaN
+    out = root / "exports"
+    manifest = export(processed, tables, out, top_n=TOP_N, n_similar=5, seed=0, api_top_n=30, chunk_size=64)
+    return {"root": root, "processed": processed, "tables": tables, "out": out, "manifest": manifest,
+            "cold_ids": extra["customer_id"].tolist(), "common_age": common_age}
+
+
+def _read(folder: Path, name: str) -> pd.DataFrame:
+    return pd.read_parquet(folder / f"{name}.parquet")
+
+
+def _purchases(processed: Path) -> pd.DataFrame:
+    fact = pd.read_parquet(processed / "fact_transactions.parquet", columns=["customer_id", "product_id", "quantity"])
+    return fact.loc[fact["quantity"] > 0, ["customer_id", "product_id"]].drop_duplicates()
+
+
+def test_every_customer_gets_n_ranked_distinct_rows(world):
+    rec = _read(world["out"], "recommendations")
+    customers = pd.read_parquet(world["processed"] / "dim_customer.parquet")["customer_id"]
+    assert set(rec["customer_id"]) == set(customers)
+    assert (rec.groupby("customer_id").size() == TOP_N).all()
+    assert (rec.groupby("customer_id")["rank"].apply(lambda r: sorted(r) == list(range(1, TOP_N + 1)))).all()
+    assert not rec.duplicated(["customer_id", "product_id"]).any()
+    assert list(rec.columns) == ["customer_id", "rank", "product_id", "score", "reason", "reason_label",
+                                 "description", "category", "brand", "model_version", "generated_at"]
+    # scores descend within a customer, and CSV / JSON Lines hold the same rows
+    assert (rec.groupby("customer_id")["score"].apply(lambda s: (np.diff(s.to_numpy()) <= 1e-12).all())).all()
+    csv = pd.read_csv(world["out"] / "recommendations.csv")
+    jsonl = pd.read_json(world["out"] / "recommendations.jsonl", lines=True)
+    assert len(csv) == len(jsonl) == len(rec) == world["manifest"]["row_counts"]["recommendations"]
+    assert (csv["product_id"].to_numpy() == rec["product_id"].to_numpy()).all()
+
+
+def test_reasons_and_cold_start(world):
+    rec = _read(world["out"], "recommendations")
+    kinds = rec["reason"].str.split(":").str[0]
+    assert set(kinds) <= {"buy_again", "similar_to", "popular_in_segment", "trending"}
+    assert {"buy_again", "similar_to"} <= set(kinds)
+    bought = _purchases(world["processed"])
+    # buy_again only for products the customer bought; similar_to names one of the customer's past products
+    ba = rec[rec["reason"] == "buy_again"].merge(bought, how="left", indicator=True)
+    assert (ba["_merge"] == "both").all()
+    sim = rec[kinds == "similar_to"].copy()
+    sim["past"] = sim["reason"].str.split(":").str[1].astype(np.int64)
+    hit = sim.merge(bought.rename(columns={"product_id": "past"}), how="left", indicator=True)
+    assert (hit["_merge"] == "both").all()
+    assert (sim["past"] != sim["product_id"]).all()
+    assert rec.loc[kinds == "similar_to", "reason_label"].str.startswith("Because you bought ").all()
+    seg_cust, anon_cust = world["cold_ids"]
+    seg = rec[rec["customer_id"] == seg_cust]
+    assert (seg["reason"] == f"popular_in_segment:age_band={world['common_age']}").all()
+    assert (rec.loc[rec["customer_id"] == anon_cust, "reason"] == "trending").all()
+    assert world["manifest"]["row_counts"]["cold_start_customers_all"] == 2
+
+
+def test_exclude_purchased_variant(world):
+    new = _read(world["out"], "recommendations_new")
+    assert (new.groupby("customer_id").size() == TOP_N).all()
+    overlap = new.merge(_purchases(world["processed"]), on=["customer_id", "product_id"])
+    assert overlap.empty
+    assert "buy_again" not in set(new["reason"])
+    # diversity rule of the 'new' hybrid: at most 3 products of one category per customer (warm customers)
+    warm = ~new["customer_id"].isin(world["cold_ids"])
+    per_cat = new[warm].groupby(["customer_id", new["category"].fillna("(none)")]).size()
+    assert per_cat.max() <= 3
+
+
+def test_rows_validate_against_the_json_schemas(world):
+    out = world["out"]
+    for stem in ("recommendations", "similar_products"):
+        schema = json.loads((out / f"{stem}.schema.json").read_text())
+        assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+        validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
+        with open(out / f"{stem}.jsonl") as f:
+            rows = [json.loads(line) for line in f]
+        assert rows
+        errors = [e.message for row in rows for e in validator.iter_errors(row)]
+        assert not errors, errors[:3]
+    bad = {**rows[0], "rank": 0}
+    assert not validator.is_valid(bad)
+
+
+def test_similar_products(world):
+    sim = _read(world["out"], "similar_products")
+    products = pd.read_parquet(world["processed"] / "dim_product.parquet")["product_id"]
+    assert set(sim["product_id"]) <= set(products)
+    assert sim["product_id"].nunique() >= 0.9 * len(products)
+    assert (sim["product_id"] != sim["similar_product_id"]).all()
+    assert (sim.groupby("product_id")["rank"].apply(lambda r: list(r) == list(range(1, len(r) + 1)))).all()
+    assert sim.groupby("product_id").size().max() == 5
+    assert sim["score"].between(0, 1).all()
+
+
+def test_manifest_and_artifacts_carry_no_pickle(world):
+    m = json.loads((world["out"] / "manifest.json").read_text())
+    meta = json.loads((world["processed"] / "star_schema.json").read_text())
+    assert m["data_fingerprint"] == meta["fingerprint"]
+    assert len(m["model_version"]) == 12 and m["top_n"] == TOP_N
+    assert m["row_counts"]["recommendations"] == TOP_N * m["row_counts"]["customers"]
+    assert m["parameters"]["content"]["all"]["half_life_days"] is None  # NaN read back as None
+    files = [p for p in (world["out"] / "model").rglob("*") if p.is_file()]
+    assert files and {p.suffix for p in files} <= {".npy", ".npz", ".parquet", ".json"}
+    for p in files:
+        if p.suffix == ".npy":
+            np.load(p, allow_pickle=False)
+        elif p.suffix == ".npz":
+            assert np.load(p, allow_pickle=False).files
+
+
+def _strip_generated_at(path: Path) -> list:
+    """Lines of a CSV (generated_at is the last column) or JSON Lines file without generated_at."""
+    lines = path.read_text().splitlines()
+    if path.suffix == ".csv":
+        return [line.rsplit(",", 1)[0] if "generated_at" in lines[0] else line for line in lines]
+    return [{k: v for k, v in json.loads(line).items() if k != "generated_at"} for line in lines]
+
+
+def test_export_is_deterministic(world, tmp_path):
+    from helpers.export import export
+
+    second = tmp_path / "exports"
+    export(world["processed"], world["tables"], second, top_n=TOP_N, n_similar=5, seed=0, api_top_n=30,
+           chunk_size=97)  # another chunking must not change anything
+    a, b = world["out"], second
+    names_a = sorted(str(p.relative_to(a)) for p in a.rglob("*") if p.is_file())
+    assert names_a == sorted(str(p.relative_to(b)) for p in b.rglob("*") if p.is_file())
+    for rel in names_a:
+        pa_, pb = a / rel, b / rel
+        if rel.endswith(".parquet"):
+            da, db = pd.read_parquet(pa_), pd.read_parquet(pb)
+            pd.testing.assert_frame_equal(da.drop(columns=["generated_at"], errors="ignore"),
+                                          db.drop(columns=["generated_at"], errors="ignore"))
+        elif rel == "manifest.json":
+            ma, mb = json.loads(pa_.read_text()), json.loads(pb.read_text())
+            ma.pop("generated_at"), mb.pop("generated_at")
+            assert ma == mb
+        elif rel.endswith((".csv", ".jsonl")):
+            assert _strip_generated_at(pa_) == _strip_generated_at(pb), rel
+        else:
+            assert pa_.read_bytes() == pb.read_bytes(), rel
+
+
+def test_failed_export_leaves_the_previous_one_intact(world, tmp_path, monkeypatch):
+    import helpers.export as ex
+
+    folder = tmp_path / "exports"
+    shutil.copytree(world["out"], folder)
+    before = {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("disk full (simulated)")
+
+    monkeypatch.setattr(ex, "_write_similar", boom)
+    with pytest.raises(RuntimeError, match="simulated"):
+        ex.export(world["processed"], world["tables"], folder, top_n=TOP_N, n_similar=5, api_top_n=30)
+    after = {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    assert after == before
+    assert [p.name for p in tmp_path.iterdir()] == ["exports"]  # no temporary folder left behind
+
+
+# ---------------------------------------------------------------------- API
+@pytest.fixture(scope="module")
+def client(world):
+    from fastapi.testclient import TestClient
+
+    from helpers.api import create_app
+
+    with TestClient(create_app(world["out"])) as c:
+        yield c
+
+
+def _rows(df: pd.DataFrame) -> list[dict]:
+    out = df.drop(columns=[]).to_dict("records")
+    for r in out:
+        for k, v in r.items():
+            if isinstance(v, float) and math.isnan(v):
+                r[k] = None
+    return out
+
+
+def test_health(client, world):
+    h = client.get("/health").json()
+    assert h["status"] == "ok" and h["model_version"] == world["manifest"]["model_version"]
+    assert h["loaded"]["customers"] == world["manifest"]["row_counts"]["customers"]
+    assert h["loaded"]["products"] == world["manifest"]["row_counts"]["products"]
+
+
+def test_known_customer_equals_the_export(client, world):
+    rec = _read(world["out"], "recommendations")
+    new = _read(world["out"], "recommendations_new")
+    for cid in list(rec["customer_id"].unique()[:15]) + world["cold_ids"]:
+        got = client.get(f"/customers/{cid}/recommendations", params={"k": TOP_N}).json()
+        assert got["known_customer"] is True
+        assert got["items"] == _rows(rec[rec["customer_id"] == cid])
+        got = client.get(f"/customers/{cid}/recommendations", params={"k": TOP_N, "exclude_purchased": True})
+        assert got.json()["items"] == _rows(new[new["customer_id"] == cid])
+    cid = int(rec["customer_id"].iloc[0])
+    deeper = client.get(f"/customers/{cid}/recommendations", params={"k": 25}).json()["items"]
+    assert len(deeper) == 25 and deeper[:TOP_N] == _rows(rec[rec["customer_id"] == cid])
+    three = client.get(f"/customers/{cid}/recommendations", params={"k": 3}).json()["items"]
+    assert three == deeper[:3]
+
+
+def test_unknown_customer_gets_the_cold_start_list(client, world):
+    r = client.get("/customers/987654321/recommendations", params={"k": 7})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["known_customer"] is False and len(body["items"]) == 7
+    assert all(i["reason"] == "trending" and i["customer_id"] == 987654321 for i in body["items"])
+    anon = _read(world["out"], "recommendations")
+    anon = anon[anon["customer_id"] == world["cold_ids"][1]]  # no purchases, no segment: the same list
+    assert [i["product_id"] for i in body["items"]] == anon["product_id"].tolist()[:7]
+
+
+def test_validation_errors(client):
+    assert client.get("/customers/1/recommendations", params={"k": 0}).status_code == 422
+    assert client.get("/customers/1/recommendations", params={"k": 101}).status_code == 422
+    assert client.get("/customers/abc/recommendations").status_code == 422
+    assert client.get("/products/1/similar", params={"k": 101}).status_code == 422
+    for body in ({"k": 3}, {"product_ids": []}, {"product_ids": "x"}, {"product_ids": [1], "k": 0},
+                 {"product_ids": [1], "k": 101}):
+        assert client.post("/recommendations", json=body).status_code == 422, body
+    r = client.post("/recommendations", content=b"{not json", headers={"content-type": "application/json"})
+    assert r.status_code == 422
+
+
+def test_similar_products_endpoint(client, world):
+    sim = _read(world["out"], "similar_products")
+    pid = int(sim["product_id"].iloc[0])
+    body = client.get(f"/products/{pid}/similar", params={"k": 3}).json()
+    assert [i["similar_product_id"] for i in body["items"]] == sim[sim["product_id"] == pid][
+        "similar_product_id"].tolist()[:3]
+    schema = json.loads((world["out"] / "similar_products.schema.json").read_text())
+    for item in body["items"]:
+        jsonschema.validate(item, schema, cls=jsonschema.Draft202012Validator)
+    r = client.get("/products/424242/similar")
+    assert r.status_code == 404 and "424242" in r.text
+
+
+def test_basket_recommendations(client, world):
+    rec = _read(world["out"], "recommendations")
+    basket = rec["product_id"].drop_duplicates().tolist()[:3]
+    r = client.post("/recommendations", json={"product_ids": basket, "k": 12})
+    assert r.status_code == 200
+    items = r.json()["items"]
+    assert len(items) == 12 and [i["rank"] for i in items] == list(range(1, 13))
+    assert not {i["product_id"] for i in items} & set(basket)
+    assert len({i["product_id"] for i in items}) == 12
+    scores = [i["score"] for i in items]
+    assert scores == sorted(scores, reverse=True)
+    schema = json.loads((world["out"] / "recommendations.schema.json").read_text())
+    validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
+    for item in items:
+        assert not list(validator.iter_errors(item))
+        if item["reason"].startswith("similar_to:"):
+            assert int(item["reason"].split(":")[1]) in basket
+    r = client.post("/recommendations", json={"product_ids": [basket[0], 31337, 424242]})
+    assert r.status_code == 404 and "31337" in r.text and "424242" in r.text
+
+
+def test_basket_components_match_the_library(world):
+    """The API's basket scores reproduce the library's own basket methods (ALS fold-in, content)."""
+    from helpers.api import ExportStore
+    from helpers.data import load_tables
+    from helpers.export import fit_production
+    from helpers.models import load_tuning
+
+    tables = load_tables(world["processed"], names=("fact_transactions", "dim_customer", "dim_product",
+                                                    "customer_exposure"))
+    model = fit_production(tables, load_tuning(world["tables"]))
+    comps = model.components("all")
+    store = ExportStore(world["out"])
+    basket = model.fit.item_ids[[0, 5, 9]].tolist()
+    raw = store.basket.component_scores(basket)
+    np.testing.assert_allclose(raw["als"], comps["als"].score_baskets([basket])[0], rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(raw["content"], comps["content"].score_products(basket)[0], rtol=1e-5, atol=1e-6)
+    # item-kNN and EASE of a one-basket history equal their scores of a customer with that history
+    x = np.zeros((1, model.fit.n_items), dtype=np.float32)
+    x[0, model.fit.item_columns(basket)] = 1.0
+    knn = comps["itemknn"]
+    np.testing.assert_allclose(raw["itemknn"], (x @ knn.similarity_.toarray())[0] + knn.backfill_, rtol=1e-5,
+                               atol=1e-6)
+
+
+def test_bench_api_smoke(world):
+    from helpers.bench_api import run_benchmark
+
+    res = run_benchmark(world["out"], n_requests=200, concurrency=2, warmup=10, max_seconds=60, log=None)
+    assert res["errors"] == 0 and res["requests"] == 200 and res["p99_ms"] > 0
