@@ -166,6 +166,8 @@ class ContentTFIDF(FallbackMixin, Recommender):
         """Cosine scores ``(1, n_items)`` of an anonymous basket's profile (unweighted
         mean of its products' vectors); an empty profile gets the fallback."""
         ids = np.unique(np.asarray(product_ids, dtype=np.int64))
+        if len(ids) == 0:
+            return self._fallback_scores(np.array([-1]))
         prof = normalize(sp.csr_matrix(self.transform(ids).sum(axis=0)), norm="l2")
         if prof.nnz == 0:
             return self._fallback_scores(np.array([-1]))
@@ -194,6 +196,8 @@ class ContentTFIDF(FallbackMixin, Recommender):
         known words, or fewer than ``k`` products sharing a term).
         """
         q_ids = np.asarray(product_ids, dtype=np.int64).ravel()
+        if len(q_ids) == 0:
+            return np.zeros((0, k), dtype=np.int64), np.zeros((0, k), dtype=np.float32)
         cand_ids, cand = self._candidates(include_new)
         k_eff = min(k, len(cand_ids))
         queries = self.transform(q_ids)
