@@ -38,6 +38,9 @@ lab: $(STAMP)  ## Start JupyterLab on the project
 serve: $(STAMP)  ## Start the recommendation API on 127.0.0.1:8000
 	$(PY) -m uvicorn helpers.api:app --host 127.0.0.1 --port 8000
 
+bench: $(STAMP)  ## Run the benchmarks (reports/benchmarks/bench.json, book page Performance)
+	$(PY) -m helpers.bench $(ARGS)
+
 clean:  ## Remove generated outputs (keeps .venv)
 	rm -rf _build reports/executed reports/tables reports/figures reports/failed reports/.staging
 	find data/processed data/exports -type f ! -name .gitkeep -delete 2>/dev/null || true
