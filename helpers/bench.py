@@ -1027,17 +1027,20 @@ def render_markdown(bench: dict, image_prefix: str = "../reports/benchmarks/") -
             rows.append([label, size, _fmt_s(res["project_s"]), _fmt_s(res["reference_s"]),
                          _fmt_ratio(res["ratio"]), same])
         out.append(_table(["comparison", "size", "project", "reference", "ratio", "same results"], rows))
-        out.append("\nRatio = reference time / project time (above 1: the project's code is faster). "
-                   f"Data: the {ra.get('data', '')} rung.")
+        data = str(ra.get("data", ""))
+        n_data = data.removeprefix("rung-")
+        notes = ["Ratio = reference time / project time (above 1: the project's code is faster); "
+                 + (f"data: the {int(n_data):,}-customer rung." if n_data.isdigit() else f"data: {data}.")]
         c = (ra.get("content") or {}).get("result") or {}
         if c.get("all_customers"):
-            out.append(f" Content scoring + top-10 over all {c['all_customers']['customers']:,} customers "
-                       f"(chunked): {_fmt_s(c['all_customers']['score_topk_s'])}; a dense float64 matrix of "
-                       f"that size would need {c['dense_full_size_gib']:.1f} GiB.")
+            notes.append(f"Content scoring + top-10 over all {c['all_customers']['customers']:,} customers "
+                         f"(chunked): {_fmt_s(c['all_customers']['score_topk_s'])}; a dense float64 matrix of "
+                         f"that size would need {c['dense_full_size_gib']:.1f} GiB.")
         mm = (ra.get("metrics") or {}).get("result") or {}
         if mm:
-            out.append(f" Goal for (b): at least {mm.get('goal', METRIC_GOAL):.0f}x.")
-        out.append("\n")
+            notes.append(f"Goal for (b): at least {mm.get('goal', METRIC_GOAL):.0f}x "
+                         f"({'met' if (mm.get('ratio') or 0) >= mm.get('goal', METRIC_GOAL) else 'not met'}).")
+        out.append("\n" + " ".join(notes) + "\n")
     else:
         out.append("Not measured yet.\n")
 
@@ -1049,7 +1052,8 @@ def render_markdown(bench: dict, image_prefix: str = "../reports/benchmarks/") -
         out.append(_table(["measure", "value"], flat) if flat else "```\n" + json.dumps(res, indent=1) + "\n```")
         out.append("")
     elif api and api.get("available"):
-        out.append(f"The API benchmark failed: {(api.get('error') or '').strip().splitlines()[:1]}\n")
+        first = (api.get("error") or "").strip().splitlines()[:1]
+        out.append(f"The API benchmark failed: {first[0] if first else 'no message'}\n")
     else:
         out.append("Not available: `helpers.bench_api` did not exist when the benchmarks ran.\n")
 
