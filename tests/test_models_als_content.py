@@ -313,3 +313,17 @@ def test_grids_are_small_and_valid(block_data, content_data):
         cands = expand_grid(mod.GRID)
         assert 1 <= len(cands) <= 16
         cls(**{**cands[0], **({"min_df": 1} if cls is ContentTFIDF else {})}).fit(data)
+
+
+def test_content_popularity_weight_breaks_text_ties():
+    texts = {1: "green tea", 2: "green tea", 3: "green tea", 4: "coffee beans"}
+    # buyers: 1 -> one, 3 -> two, 4 -> one; customer 9 bought tea 2 only
+    records = [(1, 4, 5, 1), (1, 1, 5, 1), (2, 3, 5, 2), (3, 3, 6, 3), (9, 2, 1, 4)]
+    data_tea = make_fit_data(tx_frame(records), pd.DataFrame({"customer_id": [1, 2, 3, 9]}),
+                             products_frame(texts), AS_OF)
+    plain = ContentTFIDF(min_df=1).fit(data_tea)
+    assert plain.recommend([9], k=1, exclude=True)[0][0, 0] == 1  # exact tie: lower index wins
+    prior = ContentTFIDF(min_df=1, popularity_weight=1e-3).fit(data_tea)
+    ids, scores = prior.recommend([9], k=2, exclude=True)
+    assert ids[0].tolist() == [3, 1]  # the popular twin first, text still dominates coffee
+    np.testing.assert_allclose(scores[0, 0], 1.0, atol=2e-3)

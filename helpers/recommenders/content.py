@@ -20,6 +20,9 @@ Conventions
   profiles densified, times the sparse item matrix). Customers without history, unknown ids (row ``-1``) and
   empty profiles get the fallback (see :class:`~helpers.recommenders.als.FallbackMixin`:
   injected recommender or global popularity).
+* ``popularity_weight`` adds ``w * popularity`` (in ``(0, 1]``) to warm scores:
+  Complete Journey texts are category-level, so thousands of products share a
+  text and tie exactly; the prior ranks the popular ones first among them.
 * :meth:`ContentTFIDF.similar_products` is item-to-item cosine similarity; the
   query product itself and candidates with zero similarity are never returned
   (their slots hold id ``-1`` and score ``-inf``); ties by lower product id.
@@ -33,7 +36,7 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import normalize
 
-from helpers.recommenders.als import FallbackMixin
+from helpers.recommenders.als import FallbackMixin, global_popularity
 from helpers.recommenders.base import FitData, Recommender, top_k
 
 TEXT_COLUMNS = ("description", "department", "category", "product_type", "brand")
@@ -56,6 +59,10 @@ class ContentTFIDF(FallbackMixin, Recommender):
     use_frequency : sum over baskets (``True``) or most recent basket only.
     fallback : recommender for cold rows (default: global popularity).
     text_columns : ``dim_product`` columns concatenated into the item text.
+    popularity_weight : warm scores are ``cosine + popularity_weight * pop`` with
+        ``pop`` the cold-start popularity in ``(0, 1]``
+        (:func:`~helpers.recommenders.als.global_popularity`); a small weight only
+        breaks the many exact ties between textually identical products.
     chunk_size : customers (queries) per dense block.
     """
 
@@ -64,7 +71,7 @@ class ContentTFIDF(FallbackMixin, Recommender):
     def __init__(self, half_life_days: float | None = 60, min_df: int = 2, max_features: int | None = 50000,
                  ngram_range: tuple[int, int] = (1, 2), use_frequency: bool = True,
                  fallback: Recommender | None = None, text_columns=TEXT_COLUMNS, sublinear_tf: bool = False,
-                 chunk_size: int = 256):
+                 popularity_weight: float = 0.0, chunk_size: int = 256):
         self.half_life_days = half_life_days
         self.min_df = min_df
         self.max_features = max_features
@@ -73,6 +80,7 @@ class ContentTFIDF(FallbackMixin, Recommender):
         self.fallback = fallback
         self.text_columns = tuple(text_columns)
         self.sublinear_tf = sublinear_tf
+        self.popularity_weight = popularity_weight
         self.chunk_size = chunk_size
 
     # ------------------------------------------------------------------ text
@@ -108,6 +116,7 @@ class ContentTFIDF(FallbackMixin, Recommender):
         self.weights = self._purchase_weights(data)
         self.profiles = self._profiles(self.weights)
         self._warm = np.diff(self.profiles.indptr) > 0
+        self._pop = global_popularity(data.user_items)
         self._all = None  # lazily built candidate matrix of every product
         self._fit_fallback(data)
         return self
@@ -158,6 +167,8 @@ class ContentTFIDF(FallbackMixin, Recommender):
         warm = (rows >= 0) & self._warm[np.where(rows >= 0, rows, 0)] if len(self._warm) else rows < -1
         if warm.any():
             out[warm] = self._cosine(self.profiles[rows[warm]], self.item_tfidf)
+            if self.popularity_weight:
+                out[warm] += np.float32(self.popularity_weight) * self._pop
         if (~warm).any():
             out[~warm] = self._fallback_scores(rows[~warm])
         return out
