@@ -4,7 +4,10 @@
     RECBOOK_EXPORT_DIR=/path/to/exports .venv/bin/python -m uvicorn helpers.api:app --port 8000
 
 The export folder (``data/exports`` unless ``RECBOOK_EXPORT_DIR`` says otherwise;
-written by :func:`helpers.export.export`) is loaded once at start-up.
+written by :func:`helpers.export.export`) is loaded once at start-up. Serialized
+customer answers are kept in a bounded least-recently-used cache
+(``RECBOOK_API_CACHE_MB``, default 64; 0 disables it): the lists do not change
+while the server runs.
 
 Endpoints
 ---------
@@ -34,6 +37,8 @@ similar product's description, category and brand.
 
 import json
 import os
+import threading
+from collections import OrderedDict
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -51,7 +56,9 @@ from helpers.recommenders.base import top_k
 from helpers.recommenders.hybrid import diversify, minmax_rows
 
 ENV_VAR = "RECBOOK_EXPORT_DIR"
+CACHE_ENV_VAR = "RECBOOK_API_CACHE_MB"  # size of the answer cache in MiB; 0 disables it
 MAX_BASKET = 1000
+CACHE_BYTES = 64 * 2 ** 20  # serialized customer answers kept (least recently used evicted first)
 
 
 def export_dir_from_env() -> Path:
@@ -294,7 +301,7 @@ def _basket_value(values: str) -> float:
 class ExportStore:
     """Everything the API serves, loaded from an export folder."""
 
-    def __init__(self, folder):
+    def __init__(self, folder, cache_bytes: int = CACHE_BYTES):
         self.folder = Path(folder)
         if not (self.folder / "manifest.json").exists():
             raise FileNotFoundError(f"{self.folder / 'manifest.json'} is missing: run the export "
@@ -317,6 +324,10 @@ class ExportStore:
         sim = pd.read_parquet(self.folder / "similar_products.parquet")
         self.similar = _Lists.from_frame(sim, "product_id", id_col="similar_product_id", reason_col=None)
         self.basket = BasketScorer(model_dir, self.items, self.products)
+        self.cache_bytes = cache_bytes
+        self._cache: OrderedDict = OrderedDict()
+        self._cache_bytes = 0
+        self._lock = threading.Lock()
 
     # --------------------------------------------------------------- rows
     def _items(self, customer_id, lists: _Lists, i: int, k: int, labels: np.ndarray, generated_at: str) -> list:
@@ -348,6 +359,23 @@ class ExportStore:
             items = self._items(customer_id, cold, 0, k, self.labels[f"cold_{variant}"], self.generated_at)
         return {"customer_id": customer_id, "known_customer": known, "exclude_purchased": exclude_purchased,
                 "k": k, "model_version": self.version, "items": items}
+
+    def customer_json(self, customer_id: int, k: int = 10, exclude_purchased: bool = False) -> bytes:
+        """:meth:`customer` serialized, from a bounded LRU cache (the lists never change while serving)."""
+        key = (customer_id, k, exclude_purchased)
+        with self._lock:
+            body = self._cache.get(key)
+            if body is not None:
+                self._cache.move_to_end(key)
+                return body
+        body = dumps(self.customer(customer_id, k, exclude_purchased))
+        with self._lock:
+            if key not in self._cache:
+                self._cache[key] = body
+                self._cache_bytes += len(body)
+                while self._cache_bytes > self.cache_bytes and self._cache:
+                    self._cache_bytes -= len(self._cache.popitem(last=False)[1])
+        return body
 
     def similar_products(self, product_id: int, k: int = 10) -> dict | None:
         if self.products.positions([product_id])[0] < 0:
@@ -413,8 +441,12 @@ class BasketRequest(BaseModel):
     k: int = Field(10, ge=1, le=MAX_K, description="Number of recommendations (1..100).")
 
 
+def dumps(obj) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+
+
 def _json_response(obj) -> Response:
-    return Response(json.dumps(obj, separators=(",", ":"), ensure_ascii=False), media_type="application/json")
+    return Response(obj if isinstance(obj, bytes) else dumps(obj), media_type="application/json")
 
 
 def create_app(export_dir=None) -> FastAPI:
@@ -423,7 +455,9 @@ def create_app(export_dir=None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        app.state.store = ExportStore(Path(export_dir) if export_dir else export_dir_from_env())
+        cache_mb = float(os.environ.get(CACHE_ENV_VAR, CACHE_BYTES / 2 ** 20))
+        app.state.store = ExportStore(Path(export_dir) if export_dir else export_dir_from_env(),
+                                      cache_bytes=int(cache_mb * 2 ** 20))
         yield
 
     app = FastAPI(title="Retail recommender API", version="1.0",
@@ -438,7 +472,7 @@ def create_app(export_dir=None) -> FastAPI:
     async def customer_recommendations(request: Request, customer_id: int,
                                        k: int = Query(10, ge=1, le=MAX_K),
                                        exclude_purchased: bool = False):
-        return _json_response(request.app.state.store.customer(customer_id, k, exclude_purchased))
+        return _json_response(request.app.state.store.customer_json(customer_id, k, exclude_purchased))
 
     @app.get("/products/{product_id}/similar")
     async def similar_products(request: Request, product_id: int, k: int = Query(10, ge=1, le=MAX_K)):

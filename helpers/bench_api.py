@@ -46,11 +46,14 @@ def _customer_ids(export_dir: Path, n: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).choice(uniq, size=n, replace=True)
 
 
-def start_server(export_dir: Path, port: int, startup_timeout: float = 120.0):
-    """``uvicorn helpers.api:app`` on 127.0.0.1:port; returns the process once /health answers."""
+def start_server(export_dir: Path, port: int, startup_timeout: float = 120.0, cache_mb: float | None = None):
+    """``uvicorn helpers.api:app`` on 127.0.0.1:port; returns the process once /health answers.
+    ``cache_mb`` sets the server's answer cache (``0`` disables it; ``None``: the server default)."""
     import httpx
 
     env = {**os.environ, "RECBOOK_EXPORT_DIR": str(export_dir)}
+    if cache_mb is not None:
+        env["RECBOOK_API_CACHE_MB"] = str(cache_mb)
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "helpers.api:app", "--host", "127.0.0.1", "--port", str(port),
          "--log-level", "warning", "--no-access-log"],
@@ -83,15 +86,19 @@ def stop_server(proc) -> None:
 
 
 def run_benchmark(export_dir=None, n_requests: int = 10_000, concurrency: int = 8, k: int = 10,
-                  warmup: int = 200, max_seconds: float = 300.0, seed: int = 0, log=print) -> dict:
-    """Start the server, fire the requests, stop the server; returns the latency summary."""
+                  warmup: int = 200, max_seconds: float = 300.0, seed: int = 0, cache: bool = True,
+                  log=print) -> dict:
+    """Start the server, fire the requests, stop the server; returns the latency summary.
+
+    ``cache=False`` starts the server with its answer cache disabled (every request is
+    built from the in-memory lists and serialized)."""
     export_dir = Path(export_dir or os.environ.get("RECBOOK_EXPORT_DIR") or config.EXPORTS_DIR).resolve()
     if not (export_dir / "manifest.json").exists():
         raise FileNotFoundError(f"no export in {export_dir}: run the export first")
     ids = _customer_ids(export_dir, n_requests + warmup, seed)
     port = free_port()
     t_start = time.perf_counter()
-    proc = start_server(export_dir, port)
+    proc = start_server(export_dir, port, cache_mb=None if cache else 0)
     startup_s = time.perf_counter() - t_start
     latencies = np.full(n_requests, np.nan)
     errors = [0] * concurrency
@@ -151,6 +158,7 @@ def run_benchmark(export_dir=None, n_requests: int = 10_000, concurrency: int = 
         "requested": int(n_requests),
         "concurrency": int(concurrency),
         "k": int(k),
+        "server_cache": bool(cache),
         "errors": int(sum(errors)),
         "p50_ms": round(float(np.percentile(done, 50)), 2) if len(done) else None,
         "p90_ms": round(float(np.percentile(done, 90)), 2) if len(done) else None,
@@ -168,7 +176,8 @@ def run_benchmark(export_dir=None, n_requests: int = 10_000, concurrency: int = 
     if log:
         log(f"{result['requests']:,} requests, {concurrency} clients: p50 {result['p50_ms']} ms, "
             f"p99 {result['p99_ms']} ms, max {result['max_ms']} ms, {result['throughput_rps']} req/s, "
-            f"{result['errors']} errors (server start-up {result['server_startup_s']} s)")
+            f"{result['errors']} errors (answer cache {'on' if cache else 'off'}, "
+            f"server start-up {result['server_startup_s']} s)")
     return result
 
 
@@ -179,9 +188,11 @@ def main(argv=None) -> int:
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--max-seconds", type=float, default=300.0)
+    ap.add_argument("--no-cache", action="store_true", help="disable the server's answer cache")
     ap.add_argument("--json", action="store_true", help="print the result as JSON")
     args = ap.parse_args(argv)
-    res = run_benchmark(args.export_dir, args.requests, args.concurrency, args.k, max_seconds=args.max_seconds)
+    res = run_benchmark(args.export_dir, args.requests, args.concurrency, args.k, max_seconds=args.max_seconds,
+                        cache=not args.no_cache)
     if args.json:
         print(json.dumps(res, indent=2))
     return 0 if res["errors"] == 0 else 1

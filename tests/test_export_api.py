@@ -358,3 +358,15 @@ def test_bench_api_smoke(world):
 
     res = run_benchmark(world["out"], n_requests=200, concurrency=2, warmup=10, max_seconds=60, log=None)
     assert res["errors"] == 0 and res["requests"] == 200 and res["p99_ms"] > 0
+
+
+def test_answer_cache_is_bounded_and_transparent(world):
+    from helpers.api import ExportStore
+
+    store = ExportStore(world["out"], cache_bytes=20_000)
+    ids = pd.read_parquet(world["out"] / "recommendations.parquet", columns=["customer_id"])["customer_id"].unique()
+    for cid in list(ids[:40]) * 2:
+        cid = int(cid)
+        assert json.loads(store.customer_json(cid, 10, False)) == store.customer(cid, 10, False)
+        assert store._cache_bytes <= 20_000
+    assert 0 < len(store._cache) < 40
