@@ -67,30 +67,49 @@ def export_dir_from_env() -> Path:
 
 # ------------------------------------------------------------------ lists
 class _Lists:
-    """Per-key ranked lists held as flat arrays with offsets (keys sorted ascending)."""
+    """Per-key ranked lists held as flat arrays with offsets (keys sorted ascending).
 
-    def __init__(self, keys: np.ndarray, product_ids: np.ndarray, scores: np.ndarray, reason_codes: np.ndarray,
-                 reasons: np.ndarray):
-        order = np.argsort(keys, kind="stable")  # files are written sorted; keep rank order within a key
-        keys = keys[order]
-        self.product_ids = product_ids[order]
-        self.scores = scores[order]
-        self.reason_codes = reason_codes[order]
+    Built from a Parquet file without one Python object per row: the reason column is
+    read dictionary-encoded (codes + the distinct reasons), numbers as NumPy arrays.
+    """
+
+    def __init__(self, keys: np.ndarray, ranks: np.ndarray, product_ids: np.ndarray, scores: np.ndarray,
+                 reason_codes: np.ndarray, reasons: np.ndarray):
+        if len(keys) > 1 and not ((np.diff(keys) > 0) | ((np.diff(keys) == 0) & (np.diff(ranks) > 0))).all():
+            order = np.lexsort((ranks, keys))  # the export writes sorted files; sort only if needed
+            keys, product_ids, scores, reason_codes = keys[order], product_ids[order], scores[order], \
+                reason_codes[order]
+        self.product_ids = product_ids
+        self.scores = scores
+        self.reason_codes = reason_codes
         self.reasons = reasons
         self.keys, starts = np.unique(keys, return_index=True)
         self.starts = np.append(starts, len(keys)).astype(np.int64)
 
     @classmethod
-    def from_frame(cls, df: pd.DataFrame, key: str, score_col: str = "score", id_col: str = "product_id",
-                   reason_col: str | None = "reason") -> "_Lists":
-        df = df.sort_values([key, "rank"], kind="stable")
+    def read(cls, path: Path, key: str, id_col: str = "product_id", reason_col: str | None = "reason",
+             filters=None) -> "_Lists":
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+
+        cols = [key, "rank", id_col, "score"] + ([reason_col] if reason_col else [])
+        table = pq.read_table(path, columns=cols, read_dictionary=[reason_col] if reason_col else None,
+                              filters=filters)
         if reason_col:
-            codes, reasons = pd.factorize(df[reason_col].astype(str), sort=True)
-            reasons = np.asarray(reasons, dtype=object)
+            col = table.column(reason_col)
+            if not pa.types.is_dictionary(col.type):
+                col = pc.dictionary_encode(col)
+            col = col.unify_dictionaries() if col.num_chunks else col
+            reasons = (np.asarray(col.chunk(0).dictionary.to_pylist(), dtype=object) if col.num_chunks
+                       else np.zeros(0, dtype=object))
+            codes = (np.concatenate([c.indices.to_numpy(zero_copy_only=False) for c in col.chunks])
+                     if col.num_chunks else np.zeros(0, dtype=np.int32)).astype(np.int32)
         else:
-            codes, reasons = np.zeros(len(df), dtype=np.int64), np.zeros(0, dtype=object)
-        return cls(df[key].to_numpy(np.int64), df[id_col].to_numpy(np.int64), df[score_col].to_numpy(np.float64),
-                   np.asarray(codes, dtype=np.int32), reasons)
+            reasons, codes = np.zeros(0, dtype=object), np.zeros(table.num_rows, dtype=np.int32)
+        return cls(table.column(key).to_numpy().astype(np.int64), table.column("rank").to_numpy(),
+                   table.column(id_col).to_numpy().astype(np.int64), table.column("score").to_numpy(), codes,
+                   reasons)
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -312,17 +331,16 @@ class ExportStore:
         self.generated_at = self.manifest["generated_at"]
         self.items = np.load(model_dir / "items.npy")
         self.products = ProductLookup(pd.read_parquet(model_dir / "products.parquet"))
-        self.lists = {v: _Lists.from_frame(pd.read_parquet(model_dir / f"top_{v}.parquet"), "customer_id")
-                      for v in ("all", "new")}
+        self.lists = {v: _Lists.read(model_dir / f"top_{v}.parquet", "customer_id") for v in ("all", "new")}
         self.labels = {v: label_reasons(lists.reasons, self.products) for v, lists in self.lists.items()}
         self.cold = {}
         for v in ("all", "new"):
-            df = pd.read_parquet(model_dir / f"cold_start_{v}.parquet")
-            glob = df[df["segment_code"] == df["segment_code"].max()]
-            self.cold[v] = _Lists.from_frame(glob, "segment_code")
+            path = model_dir / f"cold_start_{v}.parquet"
+            last = int(pd.read_parquet(path, columns=["segment_code"])["segment_code"].max())
+            self.cold[v] = _Lists.read(path, "segment_code", filters=[("segment_code", "=", last)])  # global list
             self.labels[f"cold_{v}"] = label_reasons(self.cold[v].reasons, self.products)
-        sim = pd.read_parquet(self.folder / "similar_products.parquet")
-        self.similar = _Lists.from_frame(sim, "product_id", id_col="similar_product_id", reason_col=None)
+        self.similar = _Lists.read(self.folder / "similar_products.parquet", "product_id",
+                                   id_col="similar_product_id", reason_col=None)
         self.basket = BasketScorer(model_dir, self.items, self.products)
         self.cache_bytes = cache_bytes
         self._cache: OrderedDict = OrderedDict()

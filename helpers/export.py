@@ -195,9 +195,17 @@ class ProductionModel:
     fingerprint: str | None
     seed: int
     timings: dict = field(default_factory=dict)
+    history: np.ndarray | None = None  # distinct catalog items bought, per customer row
 
     def components(self, protocol: str) -> dict:
         return {n: c.inner for n, c in self.hybrids[protocol].components.items()}
+
+    def warm(self, rows: np.ndarray) -> np.ndarray:
+        """Customer rows with at least one purchase in the fit window (the others are cold start)."""
+        if self.history is None:
+            self.history = np.diff(self.fit.user_items.indptr)
+        rows = np.asarray(rows, dtype=np.int64)
+        return (rows >= 0) & (self.history[np.maximum(rows, 0)] > 0)
 
 
 def fit_production(tables: dict, tuning: dict, fingerprint: str | None = None, seed: int = 0,
@@ -634,8 +642,7 @@ def score_customers(model: ProductionModel, protocol: str, customer_ids: np.ndar
     hybrid = model.hybrids[protocol]
     rows = fit.customer_rows(customer_ids)
     n = len(rows)
-    history = np.diff(fit.user_items.indptr)
-    warm = (rows >= 0) & (history[np.maximum(rows, 0)] > 0)
+    warm = model.warm(rows)
     ids = np.full((n, k), -1, dtype=np.int64)
     scores = np.full((n, k), -np.inf, dtype=np.float32)
     reasons = np.full((n, k), "trending", dtype=object)
@@ -729,7 +736,7 @@ def export(processed_dir=None, tables_dir=None, export_dir=None, top_n: int = 10
                     ids_c = customers[s:s + chunk]
                     pid, val, why, valid = score_customers(model, protocol, ids_c, depth, explainer, cold)
                     rows = fit.customer_rows(ids_c)
-                    n_cold += int(((rows < 0) | (np.diff(fit.user_items.indptr)[np.maximum(rows, 0)] == 0)).sum())
+                    n_cold += int((~model.warm(rows)).sum())
                     rank = np.broadcast_to(np.arange(1, depth + 1, dtype=np.int32), pid.shape)
                     cust = np.broadcast_to(ids_c[:, None], pid.shape)
                     # ranks are contiguous: invalid slots (-inf) only ever trail
