@@ -237,7 +237,7 @@ def test_content_recency_half_life(content_data):
 
 
 def test_content_scores_are_cosines(content_data):
-    model = ContentTFIDF(min_df=1).fit(content_data)
+    model = ContentTFIDF(min_df=1, popularity_weight=0.0).fit(content_data)
     rows = content_data.customer_rows([100, 101, 102, 103])
     s = model.score(rows)
     assert s.dtype == np.float32 and s.shape == (4, content_data.n_items)
@@ -246,8 +246,11 @@ def test_content_scores_are_cosines(content_data):
     np.testing.assert_allclose(np.linalg.norm(prof, axis=1), 1.0, rtol=1e-5)
     np.testing.assert_allclose(s, prof @ model.item_tfidf.toarray().T, rtol=1e-5, atol=1e-6)
     # chunking does not change the result
-    small = ContentTFIDF(min_df=1, chunk_size=1).fit(content_data)
+    small = ContentTFIDF(min_df=1, popularity_weight=0.0, chunk_size=1).fit(content_data)
     np.testing.assert_allclose(small.score(rows), s, rtol=1e-6)
+    prior = ContentTFIDF(min_df=1, popularity_weight=0.1).fit(content_data)
+    pop = global_popularity(content_data.user_items)
+    np.testing.assert_allclose(prior.score(rows), s + 0.1 * pop, rtol=1e-5, atol=1e-6)
 
 
 def test_content_vocabulary_fitted_on_catalog_only(content_data):
@@ -321,7 +324,7 @@ def test_content_popularity_weight_breaks_text_ties():
     records = [(1, 4, 5, 1), (1, 1, 5, 1), (2, 3, 5, 2), (3, 3, 6, 3), (9, 2, 1, 4)]
     data_tea = make_fit_data(tx_frame(records), pd.DataFrame({"customer_id": [1, 2, 3, 9]}),
                              products_frame(texts), AS_OF)
-    plain = ContentTFIDF(min_df=1).fit(data_tea)
+    plain = ContentTFIDF(min_df=1, popularity_weight=0.0).fit(data_tea)
     assert plain.recommend([9], k=1, exclude=True)[0][0, 0] == 1  # exact tie: lower index wins
     prior = ContentTFIDF(min_df=1, popularity_weight=1e-3).fit(data_tea)
     ids, scores = prior.recommend([9], k=2, exclude=True)

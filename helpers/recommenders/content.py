@@ -41,11 +41,18 @@ from helpers.recommenders.base import FitData, Recommender, top_k
 
 TEXT_COLUMNS = ("description", "department", "category", "product_type", "brand")
 
-#: Tuning grid (for :func:`helpers.experiment.expand_grid`): 4 x 2 x 2 = 16 fits.
+#: Tuning grid (for :func:`helpers.experiment.expand_grid`): 4 x 2 = 8 fits. A first grid on the
+#: Complete Journey validation stage (half-life 14/30/60/None x frequency x n-grams, no
+#: popularity prior) favoured ``use_frequency=True`` and ``ngram_range=(1, 2)`` everywhere;
+#: the tie-breaking prior (``popularity_weight=1e-3``) then lifted NDCG@5 about fourfold.
+#: Larger weights keep improving by turning the model into popularity: that blend is
+#: left to the hybrid, so the prior stays at tie-break strength here.
 GRID = {
     "half_life_days": [14, 30, 60, None],
-    "use_frequency": [True, False],
-    "ngram_range": [(1, 1), (1, 2)],
+    "sublinear_tf": [False, True],
+    "use_frequency": [True],
+    "ngram_range": [(1, 2)],
+    "popularity_weight": [1e-3],
 }
 
 
@@ -71,7 +78,7 @@ class ContentTFIDF(FallbackMixin, Recommender):
     def __init__(self, half_life_days: float | None = 60, min_df: int = 2, max_features: int | None = 50000,
                  ngram_range: tuple[int, int] = (1, 2), use_frequency: bool = True,
                  fallback: Recommender | None = None, text_columns=TEXT_COLUMNS, sublinear_tf: bool = False,
-                 popularity_weight: float = 0.0, chunk_size: int = 256):
+                 popularity_weight: float = 1e-3, chunk_size: int = 256):
         self.half_life_days = half_life_days
         self.min_df = min_df
         self.max_features = max_features
