@@ -713,6 +713,9 @@ def export(processed_dir=None, tables_dir=None, export_dir=None, top_n: int = 10
 
     export_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{export_dir.name}-", dir=export_dir.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; the published folder must be readable
     try:
         (tmp / "model").mkdir()
         counts: dict[str, int] = {}

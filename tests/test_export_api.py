@@ -370,3 +370,7 @@ def test_answer_cache_is_bounded_and_transparent(world):
         assert json.loads(store.customer_json(cid, 10, False)) == store.customer(cid, 10, False)
         assert store._cache_bytes <= 20_000
     assert 0 < len(store._cache) < 40
+
+
+def test_export_folder_is_not_private(world):
+    assert world["out"].stat().st_mode & 0o055  # readable by the service account serving the API
