@@ -71,13 +71,16 @@ class ContentTFIDF(FallbackMixin, Recommender):
         (:func:`~helpers.recommenders.als.global_popularity`); a small weight only
         breaks the many exact ties between textually identical products.
     chunk_size : customers (queries) per dense block.
+
+    The defaults are the best :data:`GRID` candidate on the Complete Journey
+    validation stage for both protocols (NDCG@5 0.094 "all", 0.014 "new").
     """
 
     name = "content_tfidf"
 
-    def __init__(self, half_life_days: float | None = 60, min_df: int = 2, max_features: int | None = 50000,
+    def __init__(self, half_life_days: float | None = 30, min_df: int = 2, max_features: int | None = 50000,
                  ngram_range: tuple[int, int] = (1, 2), use_frequency: bool = True,
-                 fallback: Recommender | None = None, text_columns=TEXT_COLUMNS, sublinear_tf: bool = False,
+                 fallback: Recommender | None = None, text_columns=TEXT_COLUMNS, sublinear_tf: bool = True,
                  popularity_weight: float = 1e-3, chunk_size: int = 256):
         self.half_life_days = half_life_days
         self.min_df = min_df
