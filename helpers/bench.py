@@ -704,8 +704,21 @@ def _manifest_summary(reports_dir: Path) -> dict:
             "finished_at": m.get("finished_at")}
 
 
-def bench_cj(log=print) -> dict:
-    """Cold then warm ``make book`` equivalent on Complete Journey."""
+def _code_state() -> dict:
+    """What the pipeline cache key depends on besides the data: the helpers source hash and HEAD."""
+    from helpers.pipeline import code_hash, git_commit
+
+    return {"helpers_hash": code_hash()[:16], "git_commit": git_commit()}
+
+
+def bench_cj(phases=("cold", "warm"), log=print) -> dict:
+    """Cold then warm ``make book`` equivalent on Complete Journey.
+
+    The helpers source hash is recorded before and after each phase: when another
+    change to ``helpers/`` lands during the measurement (a shared working tree),
+    the pipeline cache cannot be reused and the warm run is really a cold one;
+    ``code_changed`` says so.
+    """
     from helpers.pipeline import CACHE_FILE
 
     py = sys.executable
@@ -713,19 +726,32 @@ def bench_cj(log=print) -> dict:
     book = [py, "-m", "helpers.book"]
     out: dict = {"measured_at": _now(), "targets": dict(CJ_TARGETS),
                  "cold_mode": f"reports/{CACHE_FILE} removed, pipeline run with the cache on (so that it is rebuilt)"}
-    for phase in ("cold", "warm"):
+    for phase in phases:
         if phase == "cold":
             (config.REPORTS_DIR / CACHE_FILE).unlink(missing_ok=True)
+        before = _code_state()
         p = run_stage(f"CJ {phase}: pipeline", "stage_command", log=log, cmd=pipeline)
         summary = _manifest_summary(config.REPORTS_DIR) if p["ok"] else {}
         b = run_stage(f"CJ {phase}: book", "stage_command", log=log, cmd=book) if p["ok"] else None
+        after = _code_state()
         total = p["wall_process_s"] + (b["wall_process_s"] if b else 0.0)
         out[phase] = {"pipeline": _slim(p), "book": _slim(b) if b else None, "total_s": round(total, 2),
-                      "ok": bool(p["ok"] and b and b["ok"]), **summary}
+                      "ok": bool(p["ok"] and b and b["ok"]), "measured_at": _now(), "code_before": before,
+                      "code_after": after, "code_changed": before != after, **summary}
         log(f"[bench] CJ {phase}: {total:.1f} s (pipeline {p['wall_process_s']:.1f} s"
-            + (f", book {b['wall_process_s']:.1f} s)" if b else ")"))
-    out["met"] = {"cold": out["cold"]["ok"] and out["cold"]["total_s"] < CJ_TARGETS["cold_s"],
-                  "warm": out["warm"]["ok"] and out["warm"]["total_s"] < CJ_TARGETS["warm_s"]}
+            + (f", book {b['wall_process_s']:.1f} s)" if b else ")")
+            + (" -- helpers/ changed during the run" if before != after else ""))
+    return out
+
+
+def merge_cj(old: dict | None, new: dict) -> dict:
+    """Phases measured now replace the old ones; ``met`` is recomputed."""
+    out = {**(old or {}), **new}
+    for phase in ("cold", "warm"):
+        if phase not in new and old and phase in old:
+            out[phase] = old[phase]
+    out["met"] = {ph: bool((out.get(ph) or {}).get("ok")) and (out[ph]["total_s"] < CJ_TARGETS[f"{ph}_s"])
+                  for ph in ("cold", "warm") if out.get(ph)}
     return out
 
 
@@ -839,10 +865,14 @@ def merge_results(old: dict | None, new: dict) -> dict:
         merged = dict(new)
     else:
         merged = {**old, **{k: v for k, v in new.items() if k != "scale"}}
+        if "cj" in new:
+            merged["cj"] = merge_cj(old.get("cj"), new["cj"])
         if "scale" in new:
             rungs = {r["n_customers"]: r for r in old.get("scale", {}).get("rungs", [])}
             rungs.update({r["n_customers"]: r for r in new["scale"]["rungs"]})
             merged["scale"] = {**old.get("scale", {}), **new["scale"], "rungs": _key_rungs(list(rungs.values()))}
+    if merged.get("cj"):
+        merged["cj"] = merge_cj(None, merged["cj"])
     if "scale" in merged:
         merged["scale"]["growth"] = growth_table(merged["scale"]["rungs"])
     return merged
@@ -940,6 +970,13 @@ def render_markdown(bench: dict, image_prefix: str = "../reports/benchmarks/") -
         out.append(_table(["run", "pipeline", "book", "total", "target", "met", "notebooks reused",
                            "peak RSS (GiB)", "load"], rows))
         out.append(f"\nCold run: {cj.get('cold_mode', '')}. Warm run: unchanged rerun with the cache.\n")
+        for phase in ("cold", "warm"):
+            ph = cj.get(phase) or {}
+            if ph.get("code_changed"):
+                out.append(f"*{phase} run*: the `helpers/` source changed while it ran (shared working tree), "
+                           "so cached notebooks could not be reused and timings mix code versions.\n")
+            if ph.get("measured_at"):
+                out.append(f"*{phase} run* measured {ph['measured_at']} (load {((ph.get('pipeline') or {}).get('load_before') or ['?'])[0]}).\n")
         nbs = sorted(set((cj.get("cold") or {}).get("notebooks", {})) | set((cj.get("warm") or {}).get("notebooks", {})))
         if nbs:
             reused = set((cj.get("warm") or {}).get("reused_from_cache", []))
@@ -1176,6 +1213,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m helpers.bench", description=__doc__.split("\n\n")[0])
     ap.add_argument("--cj", action=argparse.BooleanOptionalAction, default=True,
                     help="Complete Journey end to end, cold and warm (default on)")
+    ap.add_argument("--cj-phases", default="cold,warm",
+                    help="which CJ runs: cold,warm (default) or warm alone (reuses the last cache)")
     ap.add_argument("--max-customers", type=int, default=100_000,
                     help="largest ladder rung (default 100000; 1000000 adds the 1M x 50k rung)")
     ap.add_argument("--rungs", help="only these rungs (comma-separated customer counts), e.g. 1000000")
@@ -1227,7 +1266,7 @@ def main(argv=None) -> int:
                  "command": ["python", "-m", "helpers.bench", *(argv if argv is not None else sys.argv[1:])]}
     t_all = time.perf_counter()
     if args.cj:
-        new["cj"] = bench_cj()
+        new["cj"] = bench_cj(tuple(p.strip() for p in args.cj_phases.split(",") if p.strip()))
     work = Path(args.work_dir)
     sizes = LADDER
     if args.sizes:
