@@ -609,6 +609,8 @@ def stage_ratio_metrics(data_dir: str, topk_path: str, k: int = TOP_N, repeats: 
 def stage_ratio_content(data_dir: str, dense_budget_gib: float = 1.0, k: int = TOP_N,
                         all_customers: bool = True) -> dict:
     """Ratio (c): ``ContentTFIDF.score`` (chunked) vs sklearn ``cosine_similarity`` (dense)."""
+    import inspect
+
     from sklearn.metrics.pairwise import cosine_similarity
     from tqdm.auto import tqdm
 
@@ -617,7 +619,9 @@ def stage_ratio_content(data_dir: str, dense_budget_gib: float = 1.0, k: int = T
 
     _, _, fit, timings = _load_fit(data_dir, with_products=True)
     t = time.perf_counter()
-    content = ContentTFIDF().fit(fit)
+    # pure cosine, what sklearn computes: switch off the popularity tie-break prior where the model has one
+    params = {"popularity_weight": 0.0} if "popularity_weight" in inspect.signature(ContentTFIDF).parameters else {}
+    content = ContentTFIDF(**params).fit(fit)
     t = _tick(timings, "content_fit_s", t)
     warm = np.flatnonzero(content._warm)
     n_dense = int(min(len(warm), max(1, dense_budget_gib * GIB // (8 * fit.n_items))))
@@ -637,7 +641,7 @@ def stage_ratio_content(data_dir: str, dense_budget_gib: float = 1.0, k: int = T
     out = {"timings": timings, "customers": int(n_dense), "n_items": fit.n_items,
            "vocabulary": int(content.item_tfidf.shape[1]), "project_s": round(project_s, 3),
            "reference_s": round(reference_s, 3), "ratio": round(reference_s / project_s, 3) if project_s else None,
-           "reference_dtype": ref_dtype, "agreement": agreement,
+           "reference_dtype": ref_dtype, "agreement": agreement, "content_params": params,
            "project": "ContentTFIDF.score (blocks of 256 profiles densified x sparse items)",
            "reference": "sklearn.metrics.pairwise.cosine_similarity(profiles, items) (dense output)",
            "dense_full_size_gib": round(fit.n_customers * fit.n_items * 8 / GIB, 2)}
@@ -651,10 +655,10 @@ def stage_ratio_content(data_dir: str, dense_budget_gib: float = 1.0, k: int = T
     return out
 
 
-def stage_command(cmd: list[str]) -> dict:
+def stage_command(cmd: list[str], cwd: str | None = None, env: dict | None = None) -> dict:
     """Run a command (e.g. the pipeline or the book build); its children are measured too."""
     t = time.perf_counter()
-    res = subprocess.run(cmd, cwd=config.PROJECT_ROOT)
+    res = subprocess.run(cmd, cwd=cwd or config.PROJECT_ROOT, env=env)
     if res.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} exited with {res.returncode}")
     return {"cmd": cmd, "seconds": round(time.perf_counter() - t, 3)}
@@ -704,43 +708,73 @@ def _manifest_summary(reports_dir: Path) -> dict:
             "finished_at": m.get("finished_at")}
 
 
-def _code_state() -> dict:
-    """What the pipeline cache key depends on besides the data: the helpers source hash and HEAD."""
-    from helpers.pipeline import code_hash, git_commit
+def _code_state(root: Path) -> dict:
+    """What the pipeline cache key depends on besides the data: the helpers source hash (as
+    :func:`helpers.pipeline.code_hash` computes it, for ``root``) and the git commit."""
+    import hashlib
 
-    return {"helpers_hash": code_hash()[:16], "git_commit": git_commit()}
+    h = hashlib.sha256()
+    for path in sorted((Path(root) / "helpers").rglob("*.py")):
+        h.update(path.read_bytes())
+    res = subprocess.run(["git", "rev-parse", "HEAD"], cwd=config.PROJECT_ROOT, capture_output=True, text=True)
+    return {"helpers_hash": h.hexdigest()[:16], "git_commit": res.stdout.strip() or None}
 
 
-def bench_cj(phases=("cold", "warm"), log=print) -> dict:
+def make_snapshot(dest: Path) -> dict:
+    """The committed project (``git archive HEAD``) unpacked into ``dest``."""
+    dest.mkdir(parents=True, exist_ok=True)
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=config.PROJECT_ROOT, capture_output=True, text=True,
+                          check=True).stdout.strip()
+    archive = subprocess.Popen(["git", "archive", head], cwd=config.PROJECT_ROOT, stdout=subprocess.PIPE)
+    subprocess.run(["tar", "-x", "-C", str(dest)], stdin=archive.stdout, check=True)
+    archive.stdout.close()
+    if archive.wait() != 0:
+        raise RuntimeError("git archive failed")
+    return {"commit": head, "path": str(dest)}
+
+
+def bench_cj(phases=("cold", "warm"), snapshot_dir: Path | None = None, log=print) -> dict:
     """Cold then warm ``make book`` equivalent on Complete Journey.
 
-    The helpers source hash is recorded before and after each phase: when another
-    change to ``helpers/`` lands during the measurement (a shared working tree),
-    the pipeline cache cannot be reused and the warm run is really a cold one;
-    ``code_changed`` says so.
+    With ``snapshot_dir`` (the default of the CLI) the runs happen in a snapshot of
+    the committed project (``git archive HEAD``; ``RECBOOK_ROOT`` and ``PYTHONPATH``
+    point at it, so notebooks import the snapshot's ``helpers``): the pipeline cache
+    key hashes the ``helpers`` source, so in a working tree that others edit while the
+    benchmark runs the warm run could not reuse anything, and timings would mix code
+    versions. Without it, the runs use the working tree and its ``reports/``. Either
+    way the helpers hash is recorded before and after each phase (``code_changed``).
     """
     from helpers.pipeline import CACHE_FILE
 
     py = sys.executable
+    root, env, where = config.PROJECT_ROOT, None, {"mode": "working tree"}
+    if snapshot_dir is not None:
+        shutil.rmtree(snapshot_dir, ignore_errors=True)
+        where = {"mode": "snapshot of HEAD", **make_snapshot(Path(snapshot_dir))}
+        root = Path(snapshot_dir)
+        env = {**os.environ, "RECBOOK_ROOT": str(root),
+               "PYTHONPATH": os.pathsep.join([str(root)] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else []))}
     pipeline = [py, "-m", "helpers.pipeline", "run", "--dataset", "completejourney", "--no-progress"]
     book = [py, "-m", "helpers.book"]
-    out: dict = {"measured_at": _now(), "targets": dict(CJ_TARGETS),
+    out: dict = {"measured_at": _now(), "targets": dict(CJ_TARGETS), "where": where,
                  "cold_mode": f"reports/{CACHE_FILE} removed, pipeline run with the cache on (so that it is rebuilt)"}
     for phase in phases:
         if phase == "cold":
-            (config.REPORTS_DIR / CACHE_FILE).unlink(missing_ok=True)
-        before = _code_state()
-        p = run_stage(f"CJ {phase}: pipeline", "stage_command", log=log, cmd=pipeline)
-        summary = _manifest_summary(config.REPORTS_DIR) if p["ok"] else {}
-        b = run_stage(f"CJ {phase}: book", "stage_command", log=log, cmd=book) if p["ok"] else None
-        after = _code_state()
+            (root / "reports" / CACHE_FILE).unlink(missing_ok=True)
+        before = _code_state(root)
+        p = run_stage(f"CJ {phase}: pipeline", "stage_command", log=log, cmd=pipeline, cwd=str(root), env=env)
+        summary = _manifest_summary(root / "reports") if p["ok"] else {}
+        b = run_stage(f"CJ {phase}: book", "stage_command", log=log, cmd=book, cwd=str(root), env=env) \
+            if p["ok"] else None
+        after = _code_state(root)
         total = p["wall_process_s"] + (b["wall_process_s"] if b else 0.0)
         out[phase] = {"pipeline": _slim(p), "book": _slim(b) if b else None, "total_s": round(total, 2),
                       "ok": bool(p["ok"] and b and b["ok"]), "measured_at": _now(), "code_before": before,
-                      "code_after": after, "code_changed": before != after, **summary}
+                      "code_after": after, "code_changed": before["helpers_hash"] != after["helpers_hash"],
+                      **summary}
         log(f"[bench] CJ {phase}: {total:.1f} s (pipeline {p['wall_process_s']:.1f} s"
             + (f", book {b['wall_process_s']:.1f} s)" if b else ")")
-            + (" -- helpers/ changed during the run" if before != after else ""))
+            + (" -- helpers/ changed during the run" if out[phase]["code_changed"] else ""))
     return out
 
 
@@ -969,7 +1003,11 @@ def render_markdown(bench: dict, image_prefix: str = "../reports/benchmarks/") -
                          f"{(p.get('load_before') or ['?'])[0]}"])
         out.append(_table(["run", "pipeline", "book", "total", "target", "met", "notebooks reused",
                            "peak RSS (GiB)", "load"], rows))
-        out.append(f"\nCold run: {cj.get('cold_mode', '')}. Warm run: unchanged rerun with the cache.\n")
+        where = cj.get("where") or {}
+        place = (f"a snapshot of commit `{(where.get('commit') or '')[:10]}` (`git archive HEAD`)"
+                 if where.get("mode") == "snapshot of HEAD" else "the working tree")
+        out.append(f"\nRun in {place}. Cold run: {cj.get('cold_mode', '')}. "
+                   "Warm run: unchanged rerun with the cache.\n")
         for phase in ("cold", "warm"):
             ph = cj.get(phase) or {}
             if ph.get("code_changed"):
@@ -1215,6 +1253,9 @@ def main(argv=None) -> int:
                     help="Complete Journey end to end, cold and warm (default on)")
     ap.add_argument("--cj-phases", default="cold,warm",
                     help="which CJ runs: cold,warm (default) or warm alone (reuses the last cache)")
+    ap.add_argument("--cj-snapshot", action=argparse.BooleanOptionalAction, default=True,
+                    help="run CJ in a snapshot of HEAD (default; isolates the cache from concurrent edits) "
+                         "instead of the working tree")
     ap.add_argument("--max-customers", type=int, default=100_000,
                     help="largest ladder rung (default 100000; 1000000 adds the 1M x 50k rung)")
     ap.add_argument("--rungs", help="only these rungs (comma-separated customer counts), e.g. 1000000")
@@ -1266,7 +1307,12 @@ def main(argv=None) -> int:
                  "command": ["python", "-m", "helpers.bench", *(argv if argv is not None else sys.argv[1:])]}
     t_all = time.perf_counter()
     if args.cj:
-        new["cj"] = bench_cj(tuple(p.strip() for p in args.cj_phases.split(",") if p.strip()))
+        snap = Path(args.work_dir) / "cj-snapshot" if args.cj_snapshot else None
+        try:
+            new["cj"] = bench_cj(tuple(p.strip() for p in args.cj_phases.split(",") if p.strip()), snap)
+        finally:
+            if snap is not None and not args.keep_work:
+                shutil.rmtree(snap, ignore_errors=True)
     work = Path(args.work_dir)
     sizes = LADDER
     if args.sizes:
