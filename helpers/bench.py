@@ -337,8 +337,14 @@ FACT_COLUMNS = ["customer_id", "product_id", "basket_id", "timestamp", "quantity
 
 
 def _tick(timings: dict, key: str, t0: float) -> float:
+    """Record the time since ``t0`` under ``key`` and the process's peak RSS so far
+    (``<step>_peak_rss_gib``: the step that raised it is the one that set the stage's peak)."""
+    import resource
+
     t = time.perf_counter()
     timings[key] = round(t - t0, 3)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GIB
+    timings[f"{key.removesuffix('_s')}_peak_rss_gib"] = round(peak, 3)
     return t
 
 
@@ -953,7 +959,9 @@ def _cell_rss(rec: dict | None) -> str:
         return "not run"
     if rec.get("skipped"):
         return "skipped"
-    return _fmt_gib(rec.get("peak_rss_gib"))
+    peak = rec.get("peak_rss_gib")
+    over = peak is not None and peak > RSS_LIMIT_GIB
+    return _fmt_gib(peak) + (f" **(over {RSS_LIMIT_GIB:.0f})**" if over else "")
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
