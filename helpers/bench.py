@@ -990,10 +990,11 @@ def render_markdown(bench: dict, image_prefix: str = "../reports/benchmarks/") -
                                                   ("Complete Journey end to end", "Scale ladder", "Ratios",
                                                    "API latency")]))
         return "\n".join(out) + "\n"
-    out.append(f"Measured {bench.get('generated_at', 'n/a')} on {m.get('cpus', '?')} CPUs, "
-               f"{m.get('memory_gib', '?')} GiB RAM, Python {m.get('python', '?')} "
-               f"(`{' '.join(bench.get('command', []))}`). The machine may be shared: each stage records the "
-               "1-minute load average before it started (column *load*); times under load are slower.\n")
+    out.append(f"Machine: {m.get('cpus', '?')} CPUs, {m.get('memory_gib', '?')} GiB RAM, Python "
+               f"{m.get('python', '?')}. Last update {bench.get('generated_at', 'n/a')} "
+               f"(`{' '.join(bench.get('command', []))}`); sections and rungs not rerun keep their earlier "
+               "measurements (each says when it was measured). The machine may be shared: each stage records "
+               "the 1-minute load average before it started (column *load*); times under load are slower.\n")
 
     cj = bench.get("cj")
     out.append("## Complete Journey end to end\n")
@@ -1038,7 +1039,7 @@ def render_markdown(bench: dict, image_prefix: str = "../reports/benchmarks/") -
     out.append("## Scale ladder (synthetic retailer)\n")
     if sc and sc.get("rungs"):
         stages = [s for s in STAGES if any(s in r.get("stages", {}) for r in sc["rungs"])]
-        header = ["customers", "products", "lines"] + [f"{s} (s)" for s in stages] + ["max peak RSS (GiB)", "load"]
+        header = ["customers", "products", "lines"] + list(stages) + ["max peak RSS (GiB)", "load"]
         rows = []
         for r in sc["rungs"]:
             peaks = [r["stages"][s].get("peak_rss_gib") for s in stages if s in r["stages"]]
@@ -1047,7 +1048,9 @@ def render_markdown(bench: dict, image_prefix: str = "../reports/benchmarks/") -
                         + [_fmt_gib(max([p for p in peaks if p is not None], default=None)),
                            f"{(r.get('load_before') or ['?'])[0]}"])
         out.append(_table(header, rows))
-        out.append("\nStages: " + "; ".join(f"**{s}** = {STAGE_LABELS[s]}" for s in stages) + ".\n")
+        out.append("\nMeasured: " + "; ".join(f"{r['n_customers']:,} customers {r.get('measured_at', '?')}"
+                                               for r in sc["rungs"]) + ".\n")
+        out.append("Stages: " + "; ".join(f"**{s}** = {STAGE_LABELS[s]}" for s in stages) + ".\n")
         out.append("Peak RSS per stage (GiB; each stage is its own process, limit "
                    f"{RSS_LIMIT_GIB:.0f} GiB):\n")
         out.append(_table(["customers"] + stages,
@@ -1113,7 +1116,8 @@ def render_markdown(bench: dict, image_prefix: str = "../reports/benchmarks/") -
         data = str(ra.get("data", ""))
         n_data = data.removeprefix("rung-")
         notes = ["Ratio = reference time / project time (above 1: the project's code is faster); "
-                 + (f"data: the {int(n_data):,}-customer rung." if n_data.isdigit() else f"data: {data}.")]
+                 + (f"data: the {int(n_data):,}-customer rung" if n_data.isdigit() else f"data: {data}")
+                 + f", measured {ra.get('measured_at', '?')}."]
         c = (ra.get("content") or {}).get("result") or {}
         if c.get("all_customers"):
             notes.append(f"Content scoring + top-10 over all {c['all_customers']['customers']:,} customers "
@@ -1130,8 +1134,11 @@ def render_markdown(bench: dict, image_prefix: str = "../reports/benchmarks/") -
     api = bench.get("api")
     out.append("## API latency\n")
     if api and api.get("available") and api.get("ok"):
-        res = (api.get("result") or {}).get("result", {})
+        res = api.get("result") or {}
+        if isinstance(res.get("result"), dict):  # older records wrapped the benchmark's dict
+            res = res["result"]
         flat = [[k, v] for k, v in res.items() if not isinstance(v, (dict, list))]
+        flat.append(["measured", api.get("measured_at", "?")])
         out.append(_table(["measure", "value"], flat) if flat else "```\n" + json.dumps(res, indent=1) + "\n```")
         out.append("")
     elif api and api.get("available"):
