@@ -25,6 +25,13 @@ def jupyter_book_exe() -> str:
 BOOK_FILES = ("_config.yml", "_toc.yml", "book")
 
 
+def ensure_performance_tables(root: Path) -> Path:
+    """The Performance page includes the benchmark's tables; write the 'not run yet' ones when missing."""
+    from helpers.bench import write_placeholder
+
+    return write_placeholder(Path(root) / "reports" / "benchmarks")
+
+
 def prepare_root(reports_dir: Path, dest: Path) -> Path:
     """A scratch book root whose ``reports/executed`` is another run's executed notebooks."""
     dest = Path(dest)
@@ -40,12 +47,17 @@ def prepare_root(reports_dir: Path, dest: Path) -> Path:
     if target.exists() or target.is_symlink():
         shutil.rmtree(target) if target.is_dir() and not target.is_symlink() else target.unlink()
     shutil.copytree(Path(reports_dir) / "executed", target)
+    bench = Path(reports_dir) / "benchmarks"
+    if bench.is_dir():
+        shutil.copytree(bench, dest / "reports" / "benchmarks", dirs_exist_ok=True)
+    ensure_performance_tables(dest)
     return dest
 
 
 def build(root: Path = config.PROJECT_ROOT, strict: bool = True, build_dir: Path | None = None) -> Path:
     """Build the book at ``root``; returns the ``_build/html`` folder."""
     root = Path(root)
+    ensure_performance_tables(root)
     build_dir = Path(build_dir) if build_dir else root / "_build"
     staging = root / ".book-staging"
     shutil.rmtree(staging, ignore_errors=True)

@@ -79,6 +79,26 @@ def fingerprint(tables: dict[str, pd.DataFrame]) -> str:
     return h.hexdigest()[:16]
 
 
+def write_parquet(df: pd.DataFrame, path, row_group_size: int = 1_000_000) -> None:
+    """Write ``df`` to Parquet one row group at a time.
+
+    ``DataFrame.to_parquet`` converts the whole frame to Arrow first, a second
+    full copy of the table in memory; converting slice by slice keeps the extra
+    memory at one row group, whatever the size of the table.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if len(df) <= row_group_size:
+        df.to_parquet(path, index=False, row_group_size=row_group_size)
+        return
+    schema = pa.Schema.from_pandas(df, preserve_index=False)
+    with pq.ParquetWriter(path, schema) as writer:
+        for start in range(0, len(df), row_group_size):
+            part = df.iloc[start:start + row_group_size]
+            writer.write_table(pa.Table.from_pandas(part, schema=schema, preserve_index=False))
+
+
 def write_tables(tables: dict[str, pd.DataFrame], output_dir: str | os.PathLike | None = None,
                  meta: dict | None = None) -> Path:
     """Write the tables atomically: temp folder first, then rename into place."""
@@ -88,7 +108,7 @@ def write_tables(tables: dict[str, pd.DataFrame], output_dir: str | os.PathLike 
     tmp = Path(tempfile.mkdtemp(prefix=".star-", dir=out.parent))
     try:
         for name in STAR_TABLES:
-            tables[name].to_parquet(tmp / f"{name}.parquet", index=False, row_group_size=1_000_000)
+            write_parquet(tables[name], tmp / f"{name}.parquet")
         (tmp / "star_schema.json").write_text(json.dumps(meta or {}, indent=2, default=str))
         for f in sorted(tmp.iterdir()):
             os.replace(f, out / f.name)

@@ -24,3 +24,28 @@ def glue_all(values: dict, display: bool = False) -> None:
         if hasattr(value, "item"):
             value = value.item()
         glue(key, value, display=display)
+
+
+def read_glue(executed) -> dict[str, str]:
+    """Glue keys of an executed notebook -> their ``text/plain`` value.
+
+    ``glue(display=False)`` stores values under the ``application/papermill.record/``
+    mime prefix; displayed glue under the plain mime type. Both are read.
+    """
+    import json
+
+    nb = json.loads(Path(executed).read_text())
+    out = {}
+    for cell in nb["cells"]:
+        for o in cell.get("outputs", []):
+            meta = o.get("metadata", {}).get("scrapbook", {})
+            name = meta.get("name")
+            if not name:
+                continue
+            data = o.get("data", {})
+            prefix = meta.get("mime_prefix", "")
+            for key in (prefix + "text/plain", "text/plain"):
+                if key in data:
+                    out[name] = data[key]
+                    break
+    return out

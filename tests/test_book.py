@@ -22,6 +22,7 @@ import pytest
 
 from helpers import config
 from helpers.book import build, prepare_root
+from helpers.notebook import read_glue
 
 from .conftest import TINY, in_ci
 
@@ -52,14 +53,7 @@ def html_dir(run_dir, tmp_path_factory):
 
 def glued(executed: Path) -> dict:
     """Glue keys of an executed notebook -> their text/plain value."""
-    nb = json.loads(executed.read_text())
-    out = {}
-    for cell in nb["cells"]:
-        for o in cell.get("outputs", []):
-            name = o.get("metadata", {}).get("scrapbook", {}).get("name")
-            if name and "text/plain" in o.get("data", {}):
-                out[name] = o["data"]["text/plain"]
-    return out
+    return read_glue(executed)
 
 
 def overall(metrics: pd.DataFrame, model: str, protocol: str, metric="ndcg", k=5) -> float:

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers.evaluation import relevance_matrix, temporal_split
+from helpers.evaluation import temporal_split
 from helpers.experiment import make_stage, score_model
 from helpers.recommenders.base import Recommender, make_fit_data
 from helpers.recommenders.buy_again import BuyAgain

@@ -190,7 +190,7 @@ class Recommender:
     name = "base"
     data: FitData
 
-    def fit(self, data: FitData) -> "Recommender":  # pragma: no cover - abstract
+    def fit(self, data: FitData) -> Recommender:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def score(self, rows: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
