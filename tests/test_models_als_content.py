@@ -330,3 +330,30 @@ def test_content_popularity_weight_breaks_text_ties():
     ids, scores = prior.recommend([9], k=2, exclude=True)
     assert ids[0].tolist() == [3, 1]  # the popular twin first, text still dominates coffee
     np.testing.assert_allclose(scores[0, 0], 1.0, atol=2e-3)
+
+
+def test_similar_products_equal_brute_force_with_duplicate_texts():
+    """Ranking once per distinct text must give the per-product brute force exactly:
+    cosine of TF-IDF rows, itself excluded, ties by the lower product id."""
+    rng = np.random.default_rng(3)
+    words = ["red", "blue", "paint", "brush", "wool", "yarn", "glue", "wood", "kit", "set"]
+    base = [" ".join(rng.choice(words, size=3, replace=False)) for _ in range(12)]
+    texts = {pid: base[int(rng.integers(len(base)))] for pid in range(1, 61)}  # many exact duplicates
+    records = [(100 + c, int(p), 1 + (c * 7 + p) % 40, 1 + c) for c in range(15)
+               for p in rng.choice(np.arange(1, 51), size=4, replace=False)]
+    data = make_fit_data(tx_frame(records), pd.DataFrame({"customer_id": np.arange(100, 115)}),
+                         products_frame(texts), AS_OF)
+    model = ContentTFIDF(min_df=1).fit(data)
+    q = np.arange(1, 62)  # 51..60 never bought, 61 unknown
+    ids, scores = model.similar_products(q, k=7, include_new=True)
+    cand_ids, cand = model._candidates(True)
+    dense = (cand @ model.transform(q).T).T.toarray()
+    for i, pid in enumerate(q):
+        s = dense[i].copy()
+        s[cand_ids == pid] = -np.inf
+        s[s <= 0] = -np.inf
+        order = np.lexsort((np.arange(len(s)), -s))[:7]
+        want = np.where(np.isfinite(s[order]), cand_ids[order], -1)
+        assert ids[i].tolist() == want.tolist(), pid
+        np.testing.assert_allclose(np.where(np.isfinite(scores[i]), scores[i], -9),
+                                   np.where(np.isfinite(s[order]), s[order], -9), rtol=1e-5)

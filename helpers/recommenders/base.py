@@ -127,8 +127,7 @@ def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     result is deterministic. ``k`` is capped at the number of columns.
 
     Wide rows go through a block filter first: the k best entries of a row lie in
-    the k blocks (of ``BLOCK`` columns) with the largest maxima, unless block maxima
-    tie at the boundary, in which case the exact full-row method is used.
+    the k blocks (of ``BLOCK`` columns) with the largest maxima (ties: lower block).
     """
     n, m = scores.shape
     k = min(k, m)
@@ -138,26 +137,26 @@ def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _top_k_blocks(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k through the k blocks with the best (block maximum, lower block index).
+
+    Exact, ties included: if an entry outside those blocks were in the top k, each
+    chosen block's maximum would beat it (a higher score, or an equal score at a
+    lower index, since a chosen block with an equal maximum lies to its left), so
+    it would have k better entries. Only ``k * BLOCK`` columns per row are sorted.
+    """
     n, m = scores.shape
     nb = m // BLOCK
     bmax = scores[:, : nb * BLOCK].reshape(n, nb, BLOCK).max(axis=2)
     if nb * BLOCK < m:
         bmax = np.concatenate([bmax, scores[:, nb * BLOCK:].max(axis=1, keepdims=True)], axis=1)
-    blocks = np.sort(np.argpartition(-bmax, k - 1, axis=1)[:, :k], axis=1)
-    t = np.take_along_axis(bmax, blocks, axis=1).min(axis=1)
-    safe = ((bmax >= t[:, None]).sum(axis=1) == k) & np.isfinite(t)
+    blocks = np.sort(_top_k_exact(bmax, k)[0], axis=1)  # ascending: positions keep the column order
     cols = (blocks[:, :, None] * BLOCK + np.arange(BLOCK)[None, None, :]).reshape(n, k * BLOCK)
-    over = cols >= m
+    over = cols >= m  # tail of a short last block: never needed (>= k real columns come first)
     cols = np.minimum(cols, m - 1)
     vals = np.take_along_axis(scores, cols, axis=1)
     vals[over] = -np.inf
     idx, val = _top_k_exact(vals, k)
-    out_idx = np.take_along_axis(cols, idx, axis=1)
-    safe &= np.isfinite(val).all(axis=1)
-    if not safe.all():
-        bad = np.flatnonzero(~safe)
-        out_idx[bad], val[bad] = _top_k_exact(scores[bad], k)
-    return out_idx, val
+    return np.take_along_axis(cols, idx, axis=1), val
 
 
 def _top_k_exact(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -224,15 +224,45 @@ class ContentTFIDF(FallbackMixin, Recommender):
         queries = self.transform(q_ids)
         out_ids = np.full((len(q_ids), k), -1, dtype=np.int64)
         out_scores = np.full((len(q_ids), k), -np.inf, dtype=np.float32)
-        self_pos = np.clip(np.searchsorted(cand_ids, q_ids), 0, max(len(cand_ids) - 1, 0))
-        is_cand = (len(cand_ids) > 0) & (cand_ids[self_pos] == q_ids) if len(cand_ids) else q_ids < 0
-        for start in range(0, len(q_ids), self.chunk_size):
-            sl = slice(start, min(start + self.chunk_size, len(q_ids)))
-            s = self._cosine(queries[sl], cand)
+        if k_eff == 0:
+            return out_ids, out_scores
+        self_pos = np.clip(np.searchsorted(cand_ids, q_ids), 0, len(cand_ids) - 1)
+        is_cand = cand_ids[self_pos] == q_ids
+        # Products with the same text have the same scores against every candidate:
+        # rank once per distinct TF-IDF row, k + 1 deep, then drop each query's own slot.
+        first, group = _distinct_rows(queries)
+        kk = min(k_eff + 1, len(cand_ids))
+        g_idx = np.empty((len(first), kk), dtype=np.int64)
+        g_val = np.empty((len(first), kk), dtype=np.float32)
+        uq = queries[first]
+        for start in range(0, len(first), self.chunk_size):
+            sl = slice(start, min(start + self.chunk_size, len(first)))
+            s = self._cosine(uq[sl], cand)
             s[s <= 0] = -np.inf
-            r = np.flatnonzero(is_cand[sl])
-            s[r, self_pos[sl][r]] = -np.inf
-            idx, val = top_k(s, k_eff)
-            out_ids[sl, :k_eff] = np.where(np.isfinite(val), cand_ids[idx], -1)
-            out_scores[sl, :k_eff] = val
+            g_idx[sl], g_val[sl] = top_k(s, kk)
+        idx, val = g_idx[group], g_val[group]
+        own = is_cand[:, None] & (idx == self_pos[:, None])
+        order = np.argsort(own, axis=1, kind="stable")[:, :k_eff]  # own slot (if any) moves past the end
+        idx = np.take_along_axis(idx, order, axis=1)
+        val = np.take_along_axis(val, order, axis=1)
+        out_ids[:, :k_eff] = np.where(np.isfinite(val), cand_ids[idx], -1)
+        out_scores[:, :k_eff] = np.where(np.isfinite(val), val, -np.inf)
         return out_ids, out_scores
+
+
+def _distinct_rows(m: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+    """``(first, group)``: the first row of each distinct sparse row of ``m`` and, per
+    row, the index of its group in ``first`` (groups in order of first appearance)."""
+    m = sp.csr_matrix(m)
+    m.sort_indices()
+    seen: dict[bytes, int] = {}
+    group = np.empty(m.shape[0], dtype=np.int64)
+    first: list[int] = []
+    ind, dat, ptr = m.indices, m.data, m.indptr
+    for i in range(m.shape[0]):
+        key = ind[ptr[i]:ptr[i + 1]].tobytes() + b"|" + dat[ptr[i]:ptr[i + 1]].tobytes()
+        g = seen.setdefault(key, len(first))
+        if g == len(first):
+            first.append(i)
+        group[i] = g
+    return np.asarray(first, dtype=np.int64), group
