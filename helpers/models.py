@@ -223,7 +223,6 @@ def run_hybrid(valid: Stage, test: Stage, tables_dir, names=HYBRID_COMPONENTS, r
     """
     from dataclasses import asdict
 
-    from helpers.experiment import score_model
     from helpers.recommenders.hybrid import CandidatePool, Hybrid, Rules, search_weights
 
     tables_dir = Path(tables_dir)
@@ -239,9 +238,8 @@ def run_hybrid(valid: Stage, test: Stage, tables_dir, names=HYBRID_COMPONENTS, r
         log_table.insert(0, "protocol", protocol)
         trials.append(log_table)
         for label, variant in {"no rule": Rules(), **(rule_variants or {})}.items():
-            h = Hybrid(comps, weights[protocol], variant, light_max_baskets).fit(valid.fit)
-            rule_rows.append({"rule": label, "protocol": protocol,
-                              "valid NDCG@5": score_model(h, valid, (protocol,))[protocol]})
+            value = pool.evaluate_rules(weights[protocol], variant, valid.fit, light_max_baskets)
+            rule_rows.append({"rule": label, "protocol": protocol, "valid NDCG@5": value})
         if log:
             log(f"{protocol}: weights {weights[protocol]}")
     test_cache: dict = {}

@@ -49,14 +49,20 @@ def _fail(table, column, rule, detail, df=None, mask=None):
 
 
 def _coerce(df: pd.DataFrame, spec: Table) -> pd.DataFrame:
-    out = df.copy()
+    # shallow: a column already of the right dtype is kept as it is (no copy of a
+    # 40M-line fact table); converted columns replace their column in ``out`` only
+    out = df.copy(deep=False)
     for col in spec.columns:
         if col.name not in out.columns:
             continue
         s = out[col.name]
         raw_null = s.isna()
         try:
-            if col.dtype == "int":
+            if col.dtype == "int" and s.dtype == np.int64 and not col.nullable:
+                conv = s
+            elif col.dtype == "float" and s.dtype == np.float64:
+                conv = s
+            elif col.dtype == "int":
                 num = pd.to_numeric(s, errors="coerce")
                 bad = num.isna() & ~raw_null | (num.notna() & (num != np.round(num)))
                 if bad.any():
@@ -88,7 +94,7 @@ def _coerce(df: pd.DataFrame, spec: Table) -> pd.DataFrame:
                 bad = conv.isna() & ~raw_null
                 if bad.any():
                     _fail(spec.name, col.name, "dtype", "values are not parseable dates", df, bad)
-                conv = conv.astype("datetime64[ns]")
+                conv = conv.astype("datetime64[ns]", copy=False)
                 if col.dtype == "date":
                     conv = conv.dt.normalize()
             else:  # string (categoricals of strings are kept as they are: compact)
@@ -198,7 +204,9 @@ def validate_star_schema(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFr
     fact = complete_transactions(out["fact_transactions"])
     check_transactions(fact)
     check_foreign_keys(fact, out)
-    out["fact_transactions"] = fact[TABLES["fact_transactions"].column_names]
+    # select and order the contract's columns without copying the (possibly huge) fact table
+    out["fact_transactions"] = pd.DataFrame({c: fact[c] for c in TABLES["fact_transactions"].column_names},
+                                            copy=False)
     cust = out["dim_customer"]
     if "has_demographics" not in cust.columns:
         demo = [c for c in ("age_band", "gender", "income_band") if c in cust.columns]

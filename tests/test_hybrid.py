@@ -111,3 +111,36 @@ def test_hybrid_serves_every_customer_including_cold_start(tiny_stage, tiny_tabl
     assert ids.shape == (len(everyone), 10) and np.isfinite(scores).all()
     assert all(len(set(r)) == 10 for r in ids.tolist())
     assert score_model(h, tiny_stage, ("all",))["all"] >= 0
+
+
+def test_minmax_rows_edge_rows_match_reference():
+    rng = np.random.default_rng(0)
+    s = rng.normal(size=(6, 50)).astype(np.float32)
+    s[1, ::3] = -np.inf          # excluded items
+    s[2] = -np.inf               # nothing left
+    s[3] = 2.5                   # constant
+    s[4, 5] = np.nan             # invalid value
+    s[5, :49] = -np.inf          # a single finite value
+    out = minmax_rows(s)
+    for i, row in enumerate(s):
+        fin = np.isfinite(row)
+        want = np.full(row.shape, -np.inf, dtype=np.float32)
+        if fin.any():
+            lo, hi = row[fin].min(), row[fin].max()
+            want[fin] = (row[fin] - lo) / (hi - lo) if hi > lo else 0.0
+        np.testing.assert_allclose(out[i], want, rtol=1e-6, atol=1e-7, err_msg=str(i))
+    assert out.dtype == np.float32 and not np.isnan(out).any()
+
+
+@pytest.mark.parametrize("rules", [Rules(), Rules(availability_days=10), Rules(max_per_category=1),
+                                   Rules(promo_boost=0.5), Rules(margin_weight=1.0)])
+def test_rules_on_a_full_pool_equal_the_hybrid_on_the_catalog(tiny_stage, rules):
+    """With a pool as wide as the catalog, pricing a rule on the pool is exactly the full hybrid."""
+    fd = tiny_stage.fit
+    comps = {"pop": GlobalPopularity().fit(fd), "buy": BuyAgain(half_life_days=30).fit(fd)}
+    weights = {"light": {"pop": 0.8, "buy": 0.2}, "heavy": {"pop": 0.3, "buy": 0.7}}
+    for protocol in ("all", "new"):
+        pool = CandidatePool(comps, fd, tiny_stage.relevance, protocol, pool_size=fd.n_items)
+        h = Hybrid(comps, weights, rules, light_max_baskets=3).fit(fd)
+        want = score_model(h, tiny_stage, (protocol,))[protocol]
+        assert pool.evaluate_rules(weights, rules, fd, light_max_baskets=3) == pytest.approx(want, abs=1e-9)

@@ -170,11 +170,14 @@ def _top_k_exact(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         # every column strictly above it, then the lowest-index columns equal to it.
         kth = np.take_along_axis(scores, part, axis=1).min(axis=1, keepdims=True)
         above = scores > kth
-        n_above = above.sum(axis=1, keepdims=True)
-        if (above.sum() + (scores == kth).sum()) > n * k:  # ties straddle the boundary somewhere
-            eq = scores == kth
-            take = above | (eq & (np.cumsum(eq, axis=1) <= (k - n_above)))
-            part = np.nonzero(take)[1].reshape(n, k)
+        eq = scores == kth
+        n_above = above.sum(axis=1)
+        tie = n_above + eq.sum(axis=1) > k  # rows where ties straddle the boundary
+        if tie.any():
+            r = np.flatnonzero(tie)
+            e = eq[r]
+            first = np.cumsum(e, axis=1, dtype=np.int32) <= (k - n_above[r])[:, None]
+            part[r] = np.nonzero(above[r] | (e & first))[1].reshape(len(r), k)
         part_scores = np.take_along_axis(scores, part, axis=1)
         order = np.lexsort((part, -part_scores), axis=1)
         idx = np.take_along_axis(part, order, axis=1)

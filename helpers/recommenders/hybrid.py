@@ -44,16 +44,29 @@ from helpers.recommenders.base import FitData, Recommender, top_k
 
 
 def minmax_rows(scores: np.ndarray) -> np.ndarray:
-    """Min-max normalize each row over its finite values to [0, 1]; -inf stays -inf."""
+    """Min-max normalize each row over its finite values to [0, 1]; non-finite values become -inf.
+
+    A row without two distinct finite values maps its finite values to 0.
+    """
     s = np.asarray(scores, dtype=np.float32)
+    if s.size == 0:
+        return s.copy()
     finite = np.isfinite(s)
-    big = np.where(finite, s, np.inf).min(axis=1, keepdims=True)
-    top = np.where(finite, s, -np.inf).max(axis=1, keepdims=True)
-    span = top - big
-    span = np.where(np.isfinite(span) & (span > 0), span, 1.0)
-    big = np.where(np.isfinite(big), big, 0.0)
-    out = (s - big) / span
-    out[~finite] = -np.inf
+    bad_rows = ~finite.all(axis=1)
+    lo = s.min(axis=1)
+    hi = s.max(axis=1)
+    if bad_rows.any():  # only rows with excluded / invalid entries need the masked reductions
+        sub, fin = s[bad_rows], finite[bad_rows]
+        lo[bad_rows] = np.where(fin, sub, np.inf).min(axis=1)
+        hi[bad_rows] = np.where(fin, sub, -np.inf).max(axis=1)
+    span = hi - lo
+    ok = np.isfinite(span) & (span > 0)
+    scale = np.where(ok, 1.0 / np.where(ok, span, 1.0), 1.0).astype(np.float32)
+    lo = np.where(np.isfinite(lo), lo, 0.0).astype(np.float32)
+    out = s - lo[:, None]
+    out *= scale[:, None]
+    if bad_rows.any():
+        out[~finite] = -np.inf
     return out
 
 
@@ -111,12 +124,23 @@ def diversify(scores: np.ndarray, categories: np.ndarray, k: int, max_per_catego
     n, m = scores.shape
     n_candidates = min(m, n_candidates or max(k * 10, 50))
     cand, cand_scores = top_k(scores, n_candidates)
-    cats = categories[cand]
+    pick, out_scores = diversify_ranked(cand_scores, categories[cand], k, max_per_category)
+    return np.take_along_axis(cand, pick, axis=1), out_scores
+
+
+def diversify_ranked(cand_scores: np.ndarray, cats: np.ndarray, k: int,
+                     max_per_category: int) -> tuple[np.ndarray, np.ndarray]:
+    """Positions (into each row of ranked candidates) of the first K kept with at most M per category.
+
+    ``cand_scores`` are sorted descending per row, ``cats`` their integer category
+    codes (same shape). Returns ``(positions, scores)``; missing slots score -inf.
+    """
+    n, n_candidates = cand_scores.shape
     # rank within (row, category) in score order: stable sort by (row, cat), positions preserve score order
     row_idx = np.repeat(np.arange(n), n_candidates)
     flat_cat = cats.ravel()
     order = np.lexsort((np.tile(np.arange(n_candidates), n), flat_cat, row_idx))
-    sorted_keys = row_idx[order] * (int(categories.max()) + 2) + flat_cat[order]
+    sorted_keys = row_idx[order] * (int(cats.max(initial=0)) + 2) + flat_cat[order]
     start = np.r_[0, np.flatnonzero(np.diff(sorted_keys)) + 1]
     group_rank = np.arange(len(order)) - np.repeat(start, np.diff(np.r_[start, len(order)]))
     within = np.empty(len(order), dtype=np.int64)
@@ -127,9 +151,14 @@ def diversify(scores: np.ndarray, categories: np.ndarray, k: int, max_per_catego
     pick = np.sort(pos, axis=1)[:, :k]
     valid = pick < n_candidates
     pick = np.where(valid, pick, 0)
-    out_idx = np.take_along_axis(cand, pick, axis=1)
     out_scores = np.where(valid, np.take_along_axis(cand_scores, pick, axis=1), -np.inf).astype(np.float32)
-    return out_idx, out_scores
+    return pick, out_scores
+
+
+def category_codes(data: FitData) -> np.ndarray:
+    """Integer code of each catalog item's category (missing categories share one code)."""
+    cats = item_attribute(data, "category")
+    return pd.factorize(pd.Series(cats).fillna("(none)"), sort=True)[0]
 
 
 class Hybrid(Recommender):
@@ -150,8 +179,7 @@ class Hybrid(Recommender):
         self._mult, self._allowed = self.rules.item_multiplier_and_mask(data)
         self._baskets = history_baskets(data)
         if self.rules.max_per_category:
-            cats = item_attribute(data, "category")
-            self._categories = pd.factorize(pd.Series(cats).fillna("(none)"), sort=True)[0]
+            self._categories = category_codes(data)
         return self
 
     def _row_weights(self, rows: np.ndarray) -> np.ndarray:
@@ -256,8 +284,45 @@ class CandidatePool:
         self.scores = np.where(np.isfinite(self.scores), self.scores, -1e9).astype(np.float32)
         self.relevance = es.relevance
 
+    def weight_matrix(self, weights: dict, light_max_baskets: int = 5) -> np.ndarray:
+        """(n_customers, n_components) weights of a :class:`Hybrid` weights dict (plain or light/heavy)."""
+        def vec(d):
+            return np.array([d.get(c, 0.0) for c in self.names], dtype=np.float32)
+
+        if "light" in weights and "heavy" in weights:
+            light = (self.baskets <= light_max_baskets)[:, None]
+            return np.where(light, vec(weights["light"]), vec(weights["heavy"]))
+        return np.broadcast_to(vec(weights), (len(self.rows), len(self.names)))
+
+    def evaluate_rules(self, weights: dict, rules: Rules, data: FitData, light_max_baskets: int = 5,
+                       metric: str = "ndcg") -> float:
+        """Mean ``metric@k`` of the blend with business rules, re-ranked within the pool.
+
+        The rule's item multiplier and availability mask apply to the pooled
+        candidates, and the diversity cap re-ranks them greedily, as
+        :class:`Hybrid` does on the whole catalog; items outside every
+        component's top ``pool_size`` are never recommended (as in the weight search).
+        """
+        w = self.weight_matrix(weights, light_max_baskets)
+        blend = np.einsum("ncj,nj->nc", self.scores, w)
+        mult, allowed = rules.item_multiplier_and_mask(data)
+        blend *= mult[self.cands]
+        blend[~allowed[self.cands] | (blend < -1e8)] = -np.inf
+        if rules.max_per_category:
+            order, ranked = top_k(blend, min(blend.shape[1], max(self.k * 10, 50)))
+            cats = category_codes(data)[np.take_along_axis(self.cands, order, axis=1)]
+            pick, _ = diversify_ranked(ranked, cats, self.k, rules.max_per_category)
+            idx = np.take_along_axis(order, pick, axis=1)
+        else:
+            idx, _ = top_k(blend, self.k)
+        cols = np.take_along_axis(self.cands, idx, axis=1)
+        picked = np.take_along_axis(blend, idx, axis=1)
+        cols = np.where(np.isfinite(picked), cols, -1)
+        res = compute_metrics(cols, self.relevance.matrix, self.relevance.n_relevant, ks=(self.k,))
+        return float(np.mean(res[(metric, self.k)])) if len(self.rows) else 0.0
+
     def evaluate(self, weights: np.ndarray, metric: str = "ndcg") -> float:
-        """Mean ``metric@k`` of the blend; ``weights`` is (n_components,) or (n_customers, n_components)."""
+        """Mean ``metric@k`` of the blend; ``weights`` is (n_customers, n_components) or (n_components,)."""
         w = np.asarray(weights, dtype=np.float32)
         blend = np.einsum("ncj,nj->nc", self.scores, np.broadcast_to(w, (len(self.rows), len(self.names))))
         idx, _ = top_k(blend, self.k)
