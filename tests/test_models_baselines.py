@@ -346,3 +346,11 @@ def test_grid_search_runs_every_baseline_on_a_tiny_stage():
         res = grid_search(factory, expand_grid(grid), stage)
         assert set(res["protocol"]) == {"all", "new"}
         assert res["value"].between(0, 1).all()
+
+
+def test_itemknn_similarity_does_not_depend_on_threads(tiny_tables):
+    fact = tiny_tables["fact_transactions"]
+    fd = make_fit_data(fact, tiny_tables["dim_customer"], tiny_tables["dim_product"], fact["timestamp"].max())
+    a = ItemKNN(k_neighbors=20, weighting="bm25", similarity="dot", num_threads=1).fit(fd)
+    b = ItemKNN(k_neighbors=20, weighting="bm25", similarity="dot", num_threads=2).fit(fd)
+    assert a.similarity_.nnz > 0 and (a.similarity_ != b.similarity_).nnz == 0

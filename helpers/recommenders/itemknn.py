@@ -61,7 +61,7 @@ class ItemKNN(Recommender):
 
     def __init__(self, k_neighbors: int = 100, weighting: str = "bm25", similarity: str = "cosine",
                  values: str = "count", bm25_k1: float = 1.2, bm25_b: float = 0.75,
-                 backfill_weight: float = 1e-6, num_threads: int = 1):
+                 backfill_weight: float = 1e-6, num_threads: int = 0):
         self.k_neighbors = k_neighbors
         self.weighting = weighting
         self.similarity = similarity
@@ -69,7 +69,7 @@ class ItemKNN(Recommender):
         self.bm25_k1 = bm25_k1
         self.bm25_b = bm25_b
         self.backfill_weight = backfill_weight
-        self.num_threads = num_threads  # implicit's threads (0 = every core)
+        self.num_threads = num_threads  # implicit's threads (0 = every core; rows are independent)
 
     def fit(self, data: FitData) -> ItemKNN:
         self.data = data
