@@ -48,12 +48,49 @@ def expand_grid(grid: dict[str, Iterable]) -> list[dict]:
 
 
 def score_model(model: Recommender, stage: Stage, protocols=("all", "new"), metric: str = "ndcg",
-                k: int = 5) -> dict[str, float]:
-    """Macro-average of one metric per protocol on a stage (model already fitted)."""
+                k: int = 5, chunk_size: int = 512) -> dict[str, float]:
+    """Macro-average of one metric per protocol on a stage (model already fitted).
+
+    Models that use the base class's ``recommend`` are scored once for the union of
+    the protocols' evaluated customers (the dense scores are the expensive part);
+    each protocol then masks its exclusions and ranks. Same lists, hence same
+    values, as :func:`~helpers.evaluation.evaluate_model` per protocol (tested).
+    """
+    from helpers.evaluation import compute_metrics, evaluation_set
+    from helpers.recommenders.base import top_k
+
+    protocols = tuple(protocols)
+    if len(protocols) < 2 or type(model).recommend is not Recommender.recommend:
+        out = {}
+        for protocol in protocols:
+            per_customer, *_ = evaluate_model(model, stage.fit, stage.relevance, protocol, ks=(k,), top_n=k)
+            values = per_customer[(metric, k)]
+            out[protocol] = float(np.mean(values)) if len(values) else 0.0
+        return out
+    fit = stage.fit
+    sets = {p: evaluation_set(fit.user_items, stage.relevance, p) for p in protocols}
+    union = np.unique(np.concatenate([es.rows for es in sets.values()]))
+    k_eff = min(k, fit.n_items)
+    top = {p: np.full((len(es.rows), k_eff), -1, dtype=np.int64) for p, es in sets.items()}
+    for start in range(0, len(union), chunk_size):
+        rows = union[start:start + chunk_size]
+        s = np.asarray(model.score(rows), dtype=np.float32)
+        for p, es in sets.items():
+            lo, hi = np.searchsorted(es.rows, [rows[0], rows[-1] + 1])
+            if hi <= lo:
+                continue
+            pos = np.searchsorted(rows, es.rows[lo:hi])
+            sub = s[pos]  # a copy: exclusions below do not leak into the other protocol
+            if es.exclude is not None:
+                rr, cc = es.exclude[lo:hi].nonzero()
+                sub[rr, cc] = -np.inf
+            idx, val = top_k(sub, k_eff)
+            top[p][lo:hi] = np.where(np.isfinite(val), idx, -1)
     out = {}
-    for protocol in protocols:
-        per_customer, *_ = evaluate_model(model, stage.fit, stage.relevance, protocol, ks=(k,), top_n=k)
-        out[protocol] = float(np.mean(per_customer[(metric, k)])) if len(per_customer[(metric, k)]) else 0.0
+    for p, es in sets.items():
+        res = compute_metrics(top[p], es.relevance.matrix, es.relevance.n_relevant, (k,))
+        values = res[(metric, k)]
+        out[p] = float(np.mean(values)) if len(values) else 0.0
     return out
 
 

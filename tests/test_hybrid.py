@@ -144,3 +144,17 @@ def test_rules_on_a_full_pool_equal_the_hybrid_on_the_catalog(tiny_stage, rules)
         h = Hybrid(comps, weights, rules, light_max_baskets=3).fit(fd)
         want = score_model(h, tiny_stage, (protocol,))[protocol]
         assert pool.evaluate_rules(weights, rules, fd, light_max_baskets=3) == pytest.approx(want, abs=1e-9)
+
+
+def test_score_model_shared_scoring_equals_per_protocol_evaluation(tiny_stage):
+    from helpers.evaluation import evaluate_model
+    from helpers.recommenders.als import ALS
+    from helpers.recommenders.content import ContentTFIDF
+
+    fd = tiny_stage.fit
+    for model in (GlobalPopularity().fit(fd), BuyAgain(half_life_days=30).fit(fd),
+                  ALS(factors=8, iterations=5, random_state=0).fit(fd), ContentTFIDF(min_df=1).fit(fd)):
+        got = score_model(model, tiny_stage, ("all", "new"), chunk_size=37)
+        for protocol in ("all", "new"):
+            pc, *_ = evaluate_model(model, fd, tiny_stage.relevance, protocol, ks=(5,), top_n=5)
+            assert got[protocol] == pytest.approx(float(np.mean(pc[("ndcg", 5)])), abs=1e-12), (model, protocol)
