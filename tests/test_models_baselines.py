@@ -13,7 +13,7 @@ import scipy.sparse as sp
 from helpers.evaluation import Split
 from helpers.experiment import expand_grid, grid_search, make_stage
 from helpers.recommenders.base import make_fit_data
-from helpers.recommenders.buy_again import BuyAgain, decayed_history
+from helpers.recommenders.buy_again import BuyAgain, decayed_history, repeat_rate
 from helpers.recommenders.ease import EASE
 from helpers.recommenders.grids import GRIDS, candidates
 from helpers.recommenders.itemknn import ItemKNN
@@ -187,6 +187,23 @@ def test_buy_again_decay_formula_and_distinct_baskets():
     expected = sum(np.exp(-np.log(2) * age / 30.0) for age in (52, 51, 50))
     assert m[r, c10] == pytest.approx(expected)
     assert m[r, c20] == pytest.approx(np.exp(-np.log(2) * 1 / 30.0))
+
+
+def test_repeat_rate_known_answer_and_habitual_product_first():
+    # (basket, customer, product, day): customer 2 rebuys product 10 in 5 baskets; product 20 is
+    # bought once by each of 4 customers; customer 1 bought 10 on day 40 and 20 on day 50
+    lines = [(b, 2, 10, 10 + b) for b in range(1, 6)] + [(6, 1, 10, 40), (7, 1, 20, 50), (8, 3, 20, 30),
+                                                        (9, 4, 20, 31), (10, 5, 20, 32)]
+    data = fit_data(lines)
+    c10, c20 = data.item_columns([10, 20])
+    raw = repeat_rate(data.user_items, prior=0.0)
+    assert raw[c10] == pytest.approx(4 / 6) and raw[c20] == pytest.approx(1e-6)  # 6 baskets, 2 buyers
+    mean = (10 - 6) / 10
+    smooth = repeat_rate(data.user_items, prior=2.0)
+    assert smooth[c10] == pytest.approx((4 + 2 * mean) / 8) and smooth[c20] == pytest.approx(2 * mean / 6)
+    # plain buy-again: the more recent product; with the repeat weight: the habitual one
+    assert first(BuyAgain(half_life_days=30.0).fit(data), [1])[0] == 20
+    assert first(BuyAgain(half_life_days=30.0, repeat_beta=1.0, repeat_prior=2.0).fit(data), [1])[0] == 10
 
 
 def test_buy_again_backfill_never_outranks_history():

@@ -22,7 +22,7 @@ GRIDS: dict[str, dict[str, list]] = {
         "window_days": [None, 14, 56],
         "blend": [0.0, 0.5],
     },
-    "buy_again": {"half_life_days": [7, 14, 30, 60, 120, 365]},
+    "buy_again": {"half_life_days": [14, 30, 60, 120, 365], "repeat_beta": [0.0, 0.5, 1.0]},
     # l2 = 10000 trailed every other value in both protocols on Complete Journey validation
     "ease": {"l2": [100.0, 300.0, 1000.0, 3000.0], "max_items": [2000, 5000]},
     # 20 neighbours trailed 100 and 400 for every weighting on Complete Journey validation
