@@ -468,14 +468,14 @@ def explain(hybrid: Hybrid, explainer: Explainer, rows: np.ndarray, cols: np.nda
     stack = np.stack([np.asarray(contrib[c], dtype=np.float64) for c in names], axis=2)
     stack[~np.isfinite(stack)] = -np.inf
     in_hist = history_membership(explainer.x, rows, safe_cols)
-    if "buy_again" in names:  # "buy it again" only for something the customer bought
-        j = names.index("buy_again")
+    repeat = [j for j, c in enumerate(names) if models.base_model(c) == "buy_again"]
+    for j in repeat:  # "buy it again" only for something the customer bought
         stack[..., j] = np.where(in_hist, stack[..., j], -np.inf)
     top = np.argmax(stack, axis=2)
     best = np.take_along_axis(stack, top[..., None], axis=2)[..., 0]
     top_name = np.asarray(names, dtype=object)[top]
     top_name[~(np.isfinite(best) & (best > 0))] = "trending"
-    reasons[top_name == "buy_again"] = "buy_again"
+    reasons[np.isin(top_name, [names[j] for j in repeat])] = "buy_again"
     if "segmented_popularity" in names:
         seg = hybrid.components["segmented_popularity"]
         seg = getattr(seg, "inner", seg)
@@ -872,12 +872,19 @@ def write_artifacts(folder: Path, model: ProductionModel, products: ProductLooku
     np.save(folder / "items.npy", fit.item_ids.astype(np.int64))
     products.frame().to_parquet(folder / "products.parquet", index=False)
     hybrid_all = model.hybrids["all"]
-    basket_names = [n for n in hybrid_all.components if light_weights(hybrid_all.weights).get(n, 0.0) > 0]
+    # an anonymous basket scores every buy-again horizon alike (basket items are excluded,
+    # the popularity backfill remains): their light weights add up under "buy_again"
+    basket_weights: dict[str, float] = {}
+    for n in hybrid_all.components:
+        w = float(light_weights(hybrid_all.weights).get(n, 0.0) or 0.0)
+        if w > 0:
+            basket_weights[models.base_model(n)] = basket_weights.get(models.base_model(n), 0.0) + w
+    basket_names = list(basket_weights)
     config_out = {p: {"weights": model.hybrid_config[p]["weights"], "rules": model.hybrid_config[p]["rules"],
                       "light_max_baskets": model.hybrid_config[p].get("light_max_baskets"),
                       "components": list(model.hybrids[p].components)} for p in models.PROTOCOLS}
     config_out["basket"] = {"protocol": "all", "components": basket_names,
-                            "weights": {n: light_weights(hybrid_all.weights)[n] for n in basket_names}}
+                            "weights": {n: round(basket_weights[n], 6) for n in basket_names}}
     config_out["as_of"] = str(fit.as_of.date())
     config_out["model_version"] = model.version
     _json(folder / "hybrid.json", config_out)
@@ -886,8 +893,9 @@ def write_artifacts(folder: Path, model: ProductionModel, products: ProductLooku
              categories=_categories(fit).astype(np.int32))
     comps = model.components("all")
     params = {}
-    for name in set(basket_names) | {"content", "itemknn"}:
-        comp = comps.get(name) or (model.content if name == "content" else model.itemknn)
+    family = {models.base_model(n): c for n, c in comps.items()}
+    for name in sorted(set(basket_names) | {"content", "itemknn"}):
+        comp = comps.get(name) or family.get(name) or (model.content if name == "content" else model.itemknn)
         if comp is None:
             continue
         params[name] = _save_component(comp_dir, name, comp, products)

@@ -43,6 +43,21 @@ MODELS: dict[str, tuple[type, tuple[str, ...], str]] = {
 }
 LABELS = {name: spec[2] for name, spec in MODELS.items()} | {"hybrid": "Hybrid"}
 
+#: Extra hybrid components: a registered model at fixed parameters (not tuned, not
+#: reported on their own). Two more buy-again horizons bracket the tuned one, so the
+#: weight search can mix a customer's recent routine (two weeks, habitual products
+#: first) with their long-run staples (a year): fixed a priori at the ends of the
+#: buy-again grid.
+HYBRID_EXTRAS: dict[str, tuple[str, dict]] = {
+    "buy_again_recent": ("buy_again", {"half_life_days": 14.0, "repeat_beta": 1.0}),
+    "buy_again_long": ("buy_again", {"half_life_days": 365.0, "repeat_beta": 0.5}),
+}
+
+
+def base_model(name: str) -> str:
+    """The registered model behind a component name (itself, or an extra's base)."""
+    return HYBRID_EXTRAS[name][0] if name in HYBRID_EXTRAS else name
+
 
 def grid(name: str, overrides: dict | None = None) -> list[dict]:
     """Candidates for a model: its default grid, with any ``{param: values}`` overrides."""
@@ -188,25 +203,28 @@ def run_chapter(names: list[str], valid: Stage, test: Stage, tables_dir, overrid
             "predictions": predictions}
 
 
-HYBRID_COMPONENTS = ("global_popularity", "buy_again", "als", "itemknn", "ease", "content")
+HYBRID_COMPONENTS = ("global_popularity", "buy_again", "buy_again_recent", "buy_again_long", "als", "itemknn",
+                     "ease", "content")
 
 
 def fit_components(tuning: dict, fit_data: FitData, protocol: str, names=HYBRID_COMPONENTS,
                    cache: dict | None = None) -> dict[str, Recommender]:
     """The hybrid's components for a protocol, each with its parameters tuned for that protocol.
 
-    Models not reported in the protocol (buy again in ``new``) are left out. ``cache``
+    Extras (:data:`HYBRID_EXTRAS`) are fitted with their fixed parameters. Models not
+    reported in the protocol (buy again in ``new``) are left out. ``cache``
     (keyed by model and parameters) lets both protocols share identical fits.
     """
     cache = {} if cache is None else cache
     out = {}
     for name in names:
-        if name not in tuning or protocol not in MODELS[name][1]:
+        base = base_model(name)
+        if base not in tuning or protocol not in MODELS[base][1]:
             continue
-        params = tuning[name][protocol]
-        key = (name, json.dumps(_jsonable(params), sort_keys=True))
+        params = HYBRID_EXTRAS[name][1] if name in HYBRID_EXTRAS else tuning[name][protocol]
+        key = (base, json.dumps(_jsonable(params), sort_keys=True))
         if key not in cache:
-            cache[key] = make_model(name, params, fit_data)
+            cache[key] = make_model(base, params, fit_data)
         out[name] = cache[key]
     return out
 
