@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -85,18 +84,9 @@ class Split:
             with open(path) as f:
                 if f.read() == text:
                     return
-        folder = os.path.dirname(os.path.abspath(path))
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".split-", suffix=".json")
-        try:
-            with os.fdopen(fd, "w") as f:
-                f.write(text)
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+        from helpers.atomic import write_text
+
+        write_text(path, text)
 
 
 def temporal_split(transactions: pd.DataFrame, test_days: int = 28, valid_days: int = 28) -> Split:

@@ -49,8 +49,6 @@ products.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -526,16 +524,9 @@ def customer_features(tables: dict, as_of) -> pd.DataFrame:
 # ---------------------------------------------------------------------- I/O
 def write_parquet(df: pd.DataFrame, path) -> Path:
     """Write ``df`` as Parquet atomically (temp file in the same folder + ``os.replace``)."""
+    from helpers.atomic import atomic_path
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".parquet.tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=".parquet.tmp") as tmp:
         df.to_parquet(tmp, index=False)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
     return path

@@ -11,8 +11,6 @@ directive, then closes it so it is not shown twice.
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -23,6 +21,8 @@ import seaborn as sns
 from matplotlib import dates as mdates
 from matplotlib import ticker
 from matplotlib.colors import TwoSlopeNorm
+
+from helpers.atomic import atomic_path
 
 PALETTE = "colorblind"
 FIGSIZE = (8.0, 4.2)
@@ -100,16 +100,8 @@ def save_figure(fig, key: str, reports_dir=None, glue: bool = True) -> Path:
         raise ValueError(f"figure {key!r} is missing {', '.join(missing)}")
     folder = report_dirs(reports_dir)["figures"]
     path = folder / f"{key}.png"
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{key}-", suffix=".png")
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, format="png")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
     if glue:
         from myst_nb import glue as _glue
 
