@@ -51,13 +51,12 @@ def score_model(model: Recommender, stage: Stage, protocols=("all", "new"), metr
                 k: int = 5, chunk_size: int = 512) -> dict[str, float]:
     """Macro-average of one metric per protocol on a stage (model already fitted).
 
-    Models that use the base class's ``recommend`` are scored once for the union of
-    the protocols' evaluated customers (the dense scores are the expensive part);
-    each protocol then masks its exclusions and ranks. Same lists, hence same
+    Models that use the base class's ``recommend`` (ranking through their ``rank``)
+    are scored once for the union of the protocols' evaluated customers (the dense
+    scores are the expensive part); each protocol then masks its exclusions and ranks. Same lists, hence same
     values, as :func:`~helpers.evaluation.evaluate_model` per protocol (tested).
     """
     from helpers.evaluation import compute_metrics, evaluation_set
-    from helpers.recommenders.base import top_k
 
     protocols = tuple(protocols)
     if len(protocols) < 2 or type(model).recommend is not Recommender.recommend:
@@ -84,7 +83,7 @@ def score_model(model: Recommender, stage: Stage, protocols=("all", "new"), metr
             if es.exclude is not None:
                 rr, cc = es.exclude[lo:hi].nonzero()
                 sub[rr, cc] = -np.inf
-            idx, val = top_k(sub, k_eff)
+            idx, val = model.rank(sub, k_eff)
             top[p][lo:hi] = np.where(np.isfinite(val), idx, -1)
     out = {}
     for p, es in sets.items():

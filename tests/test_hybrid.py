@@ -153,7 +153,9 @@ def test_score_model_shared_scoring_equals_per_protocol_evaluation(tiny_stage):
 
     fd = tiny_stage.fit
     for model in (GlobalPopularity().fit(fd), BuyAgain(half_life_days=30).fit(fd),
-                  ALS(factors=8, iterations=5, random_state=0).fit(fd), ContentTFIDF(min_df=1).fit(fd)):
+                  ALS(factors=8, iterations=5, random_state=0).fit(fd), ContentTFIDF(min_df=1).fit(fd),
+                  Hybrid({"pop": GlobalPopularity().fit(fd), "buy": BuyAgain().fit(fd)}, {"pop": 0.5, "buy": 0.5},
+                         Rules(max_per_category=1)).fit(fd)):
         got = score_model(model, tiny_stage, ("all", "new"), chunk_size=37)
         for protocol in ("all", "new"):
             pc, *_ = evaluate_model(model, fd, tiny_stage.relevance, protocol, ks=(5,), top_n=5)

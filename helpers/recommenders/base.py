@@ -232,7 +232,15 @@ class Recommender:
             if mask is not None and mask.nnz:
                 rr, cc = mask.nonzero()
                 s[rr, cc] = -np.inf
-            idx, val = top_k(s, k_eff)
+            idx, val = self.rank(s, k_eff)
             out_ids[sl] = self.data.item_ids[idx]
             out_scores[sl] = val
         return out_ids, out_scores
+
+    def rank(self, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Catalog columns and scores of the ``k`` best entries per row (excluded: -inf).
+
+        :func:`top_k` here; a model with a re-ranking rule (the hybrid's diversity
+        cap) overrides it, and every caller that ranks scores goes through it.
+        """
+        return top_k(scores, k)

@@ -219,23 +219,10 @@ class Hybrid(Recommender):
         total[:, ~self._allowed] = -np.inf
         return total
 
-    def recommend(self, customer_ids, k: int = 10, exclude=None, chunk_size: int = 512):
-        if not self.rules.max_per_category:
-            return super().recommend(customer_ids, k, exclude, chunk_size)
-        rows = self.data.customer_rows(customer_ids)
-        n = len(rows)
-        k_eff = min(k, self.data.n_items)
-        out_ids = np.empty((n, k_eff), dtype=np.int64)
-        out_scores = np.empty((n, k_eff), dtype=np.float32)
-        for start in range(0, n, chunk_size):
-            sl = slice(start, min(start + chunk_size, n))
-            r = rows[sl]
-            s = self.score(r)
-            _mask_excluded(s, self.data, r, exclude, sl)
-            idx, val = diversify(s, self._categories, k_eff, self.rules.max_per_category)
-            out_ids[sl] = self.data.item_ids[idx]
-            out_scores[sl] = val
-        return out_ids, out_scores
+    def rank(self, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        if self.rules.max_per_category:
+            return diversify(scores, self._categories, k, self.rules.max_per_category)
+        return top_k(scores, k)
 
 
 def _mask_excluded(s: np.ndarray, data: FitData, rows: np.ndarray, exclude, sl: slice) -> None:
