@@ -50,7 +50,6 @@ def prepare_root(reports_dir: Path, dest: Path) -> Path:
     bench = Path(reports_dir) / "benchmarks"
     if bench.is_dir():
         shutil.copytree(bench, dest / "reports" / "benchmarks", dirs_exist_ok=True)
-    ensure_performance_tables(dest)
     return dest
 
 

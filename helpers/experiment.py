@@ -16,8 +16,16 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from helpers.evaluation import Relevance, Split, evaluate_model, relevance_matrix, select_window
-from helpers.recommenders.base import FitData, Recommender, make_fit_data
+from helpers.evaluation import (
+    Relevance,
+    Split,
+    compute_metrics,
+    evaluate_model,
+    evaluation_set,
+    relevance_matrix,
+    select_window,
+)
+from helpers.recommenders.base import FitData, Recommender, make_fit_data, mask_excluded
 
 
 @dataclass
@@ -56,8 +64,6 @@ def score_model(model: Recommender, stage: Stage, protocols=("all", "new"), metr
     scores are the expensive part); each protocol then masks its exclusions and ranks. Same lists, hence same
     values, as :func:`~helpers.evaluation.evaluate_model` per protocol (tested).
     """
-    from helpers.evaluation import compute_metrics, evaluation_set
-
     protocols = tuple(protocols)
     if len(protocols) < 2 or type(model).recommend is not Recommender.recommend:
         out = {}
@@ -80,9 +86,7 @@ def score_model(model: Recommender, stage: Stage, protocols=("all", "new"), metr
                 continue
             pos = np.searchsorted(rows, es.rows[lo:hi])
             sub = s[pos]  # a copy: exclusions below do not leak into the other protocol
-            if es.exclude is not None:
-                rr, cc = es.exclude[lo:hi].nonzero()
-                sub[rr, cc] = -np.inf
+            mask_excluded(sub, fit, rows[pos], es.exclude, slice(lo, hi))
             idx, val = model.rank(sub, k_eff)
             top[p][lo:hi] = np.where(np.isfinite(val), idx, -1)
     out = {}

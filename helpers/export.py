@@ -875,8 +875,9 @@ def write_artifacts(folder: Path, model: ProductionModel, products: ProductLooku
     # an anonymous basket scores every buy-again horizon alike (basket items are excluded,
     # the popularity backfill remains): their light weights add up under "buy_again"
     basket_weights: dict[str, float] = {}
+    light = light_weights(hybrid_all.weights)
     for n in hybrid_all.components:
-        w = float(light_weights(hybrid_all.weights).get(n, 0.0) or 0.0)
+        w = float(light.get(n, 0.0) or 0.0)
         if w > 0:
             basket_weights[models.base_model(n)] = basket_weights.get(models.base_model(n), 0.0) + w
     basket_names = list(basket_weights)

@@ -525,8 +525,9 @@ def customer_features(tables: dict, as_of) -> pd.DataFrame:
 def write_parquet(df: pd.DataFrame, path) -> Path:
     """Write ``df`` as Parquet atomically (temp file in the same folder + ``os.replace``)."""
     from helpers.atomic import atomic_path
+    from helpers.data import write_parquet as write_row_groups
 
     path = Path(path)
     with atomic_path(path, suffix=".parquet.tmp") as tmp:
-        df.to_parquet(tmp, index=False)
+        write_row_groups(df, tmp)
     return path

@@ -186,6 +186,24 @@ def _top_k_exact(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return idx, np.take_along_axis(scores, idx, axis=1)
 
 
+def mask_excluded(s: np.ndarray, data: FitData, rows: np.ndarray, exclude, sl: slice) -> None:
+    """Set excluded entries of a score block to -inf, in place.
+
+    ``exclude``: ``True`` masks each row's fit-window purchases; a sparse matrix
+    (aligned with the whole request) masks the non-zeros of its rows ``sl``;
+    ``None``/``False`` masks nothing.
+    """
+    mask = None
+    if exclude is True:
+        safe = np.where(rows >= 0, rows, 0)
+        mask = data.user_items[safe].multiply((rows >= 0)[:, None].astype(np.float32)).tocsr()
+    elif exclude is not None and exclude is not False and sp.issparse(exclude):
+        mask = exclude[sl].tocsr()
+    if mask is not None and mask.nnz:
+        rr, cc = mask.nonzero()
+        s[rr, cc] = -np.inf
+
+
 class Recommender:
     """Base class: subclasses implement ``fit`` and ``score``."""
 
@@ -222,16 +240,7 @@ class Recommender:
             sl = slice(start, min(start + chunk_size, n))
             r = rows[sl]
             s = np.asarray(self.score(r), dtype=np.float32).copy()
-            mask = None
-            if exclude is True:
-                safe = np.where(r >= 0, r, 0)
-                mask = self.data.user_items[safe]
-                mask = mask.multiply((r >= 0)[:, None].astype(np.float32)).tocsr()
-            elif isinstance(exclude, sp.spmatrix) or sp.issparse(exclude):
-                mask = exclude[sl].tocsr()
-            if mask is not None and mask.nnz:
-                rr, cc = mask.nonzero()
-                s[rr, cc] = -np.inf
+            mask_excluded(s, self.data, r, exclude, sl)
             idx, val = self.rank(s, k_eff)
             out_ids[sl] = self.data.item_ids[idx]
             out_scores[sl] = val

@@ -37,10 +37,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
 from helpers.evaluation import compute_metrics, evaluation_set
-from helpers.recommenders.base import FitData, Recommender, top_k
+from helpers.recommenders.base import FitData, Recommender, mask_excluded, top_k
 
 
 def minmax_rows(scores: np.ndarray) -> np.ndarray:
@@ -161,6 +160,18 @@ def category_codes(data: FitData) -> np.ndarray:
     return pd.factorize(pd.Series(cats).fillna("(none)"), sort=True)[0]
 
 
+def row_weights(weights: dict, names: list[str], baskets: np.ndarray, light_max_baskets: int) -> np.ndarray:
+    """(len(baskets), len(names)) component weights per customer: a plain ``{component: w}``
+    dict for everyone, or ``{"light": ..., "heavy": ...}`` split at ``light_max_baskets``."""
+    def vec(d):
+        return np.array([d.get(c, 0.0) for c in names], dtype=np.float32)
+
+    if "light" in weights and "heavy" in weights:
+        light = (np.asarray(baskets) <= light_max_baskets)[:, None]
+        return np.where(light, vec(weights["light"]), vec(weights["heavy"]))
+    return np.broadcast_to(vec(weights), (len(baskets), len(names)))
+
+
 class Hybrid(Recommender):
     """Weighted blend of fitted components plus business rules (see module docstring)."""
 
@@ -184,14 +195,8 @@ class Hybrid(Recommender):
 
     def _row_weights(self, rows: np.ndarray) -> np.ndarray:
         """(len(rows), n_components) weight matrix."""
-        names = list(self.components)
-        if "light" in self.weights and "heavy" in self.weights:
-            nb = np.where(rows >= 0, self._baskets[np.maximum(rows, 0)], 0)
-            light = np.array([self.weights["light"].get(c, 0.0) for c in names], dtype=np.float32)
-            heavy = np.array([self.weights["heavy"].get(c, 0.0) for c in names], dtype=np.float32)
-            return np.where((nb <= self.light_max_baskets)[:, None], light, heavy)
-        w = np.array([self.weights.get(c, 0.0) for c in names], dtype=np.float32)
-        return np.broadcast_to(w, (len(rows), len(names)))
+        nb = np.where(rows >= 0, self._baskets[np.maximum(rows, 0)], 0)
+        return row_weights(self.weights, list(self.components), nb, self.light_max_baskets)
 
     def component_scores(self, rows: np.ndarray) -> dict[str, np.ndarray]:
         return {name: minmax_rows(comp.score(rows)) for name, comp in self.components.items()}
@@ -225,18 +230,6 @@ class Hybrid(Recommender):
         return top_k(scores, k)
 
 
-def _mask_excluded(s: np.ndarray, data: FitData, rows: np.ndarray, exclude, sl: slice) -> None:
-    mask = None
-    if exclude is True:
-        safe = np.where(rows >= 0, rows, 0)
-        mask = data.user_items[safe].multiply((rows >= 0)[:, None].astype(np.float32)).tocsr()
-    elif exclude is not None and exclude is not False and sp.issparse(exclude):
-        mask = exclude[sl].tocsr()
-    if mask is not None and mask.nnz:
-        rr, cc = mask.nonzero()
-        s[rr, cc] = -np.inf
-
-
 class CandidatePool:
     """Component scores of each evaluated customer on a small candidate set, for fast weight search."""
 
@@ -254,7 +247,7 @@ class CandidatePool:
             for name, comp in components.items():
                 s = minmax_rows(comp.score(r))
                 if es.exclude is not None:
-                    _mask_excluded(s, data, r, es.exclude, sl)
+                    mask_excluded(s, data, r, es.exclude, sl)
                 normed[name] = s
             cands = np.concatenate([top_k(s, pool_size)[0] for s in normed.values()], axis=1)
             cands = np.sort(cands, axis=1)
@@ -273,13 +266,7 @@ class CandidatePool:
 
     def weight_matrix(self, weights: dict, light_max_baskets: int = 5) -> np.ndarray:
         """(n_customers, n_components) weights of a :class:`Hybrid` weights dict (plain or light/heavy)."""
-        def vec(d):
-            return np.array([d.get(c, 0.0) for c in self.names], dtype=np.float32)
-
-        if "light" in weights and "heavy" in weights:
-            light = (self.baskets <= light_max_baskets)[:, None]
-            return np.where(light, vec(weights["light"]), vec(weights["heavy"]))
-        return np.broadcast_to(vec(weights), (len(self.rows), len(self.names)))
+        return row_weights(weights, self.names, self.baskets, light_max_baskets)
 
     def evaluate_rules(self, weights: dict, rules: Rules, data: FitData, light_max_baskets: int = 5,
                        metric: str = "ndcg") -> float:
