@@ -830,13 +830,15 @@ def _write_cold(folder: Path, protocol: str, cold, fit: FitData, cold_model) -> 
     df.to_parquet(folder / f"cold_start_{protocol}.parquet", index=False)
 
 
-def _write_similar(folder: Path, content, products: ProductLookup, n_similar: int, chunk: int = 4096) -> int:
+def _write_similar(folder: Path, content, products: ProductLookup, n_similar: int, chunk: int = 65536) -> int:
+    """Similar products of every product, ranked in one call (identical texts are ranked once
+    across the whole catalog, see ``ContentTFIDF.similar_products``), written in row groups."""
     out = _Writer(folder, "similar_products", SIM_SCHEMA, ("parquet", "csv", "jsonl"))
     try:
         ids = products.ids
+        all_ids, all_scores = content.similar_products(ids, k=n_similar, include_new=True)
         for s in range(0, len(ids), chunk):
-            q = ids[s:s + chunk]
-            sim_ids, sim_scores = content.similar_products(q, k=n_similar, include_new=True)
+            q, sim_ids, sim_scores = ids[s:s + chunk], all_ids[s:s + chunk], all_scores[s:s + chunk]
             valid = sim_ids >= 0
             rank = np.broadcast_to(np.arange(1, sim_ids.shape[1] + 1, dtype=np.int32), sim_ids.shape)
             out.write(pd.DataFrame({"product_id": np.broadcast_to(q[:, None], sim_ids.shape)[valid],

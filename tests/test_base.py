@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from helpers.recommenders.base import Recommender, make_fit_data, top_k
+from helpers.recommenders.base import Recommender, make_fit_data, map_blocks, top_k
 
 
 @settings(max_examples=200, deadline=None)
@@ -76,3 +76,25 @@ def test_top_k_block_path_matches_stable_sort_on_wide_rows():
             idx, val = top_k(s, k)
             ref = np.argsort(-s, axis=1, kind="stable")[:, :k]
             np.testing.assert_array_equal(idx, ref)
+
+
+def test_map_blocks_covers_every_row_once_and_reraises():
+    seen = np.zeros(103, dtype=np.int64)
+
+    def fn(a, b):
+        seen[a:b] += 1
+
+    map_blocks(fn, 103, 10, threads=2)
+    assert (seen == 1).all()
+    map_blocks(fn, 0, 10, threads=2)  # nothing to do
+
+    def bad(a, b):
+        if a == 50:
+            raise ValueError("block 50")
+
+    try:
+        map_blocks(bad, 103, 10, threads=2)
+    except ValueError as e:
+        assert "block 50" in str(e)
+    else:
+        raise AssertionError("a failing block must raise")

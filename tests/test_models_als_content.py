@@ -343,9 +343,14 @@ def test_similar_products_equal_brute_force_with_duplicate_texts():
                for p in rng.choice(np.arange(1, 51), size=4, replace=False)]
     data = make_fit_data(tx_frame(records), pd.DataFrame({"customer_id": np.arange(100, 115)}),
                          products_frame(texts), AS_OF)
-    model = ContentTFIDF(min_df=1).fit(data)
+    model = ContentTFIDF(min_df=1, chunk_size=3, num_threads=2).fit(data)  # many blocks, two threads
     q = np.arange(1, 62)  # 51..60 never bought, 61 unknown
     ids, scores = model.similar_products(q, k=7, include_new=True)
+    serial = ContentTFIDF(min_df=1, chunk_size=64, num_threads=1).fit(data)
+    ids1, scores1 = serial.similar_products(q, k=7, include_new=True)
+    assert np.array_equal(ids, ids1) and np.array_equal(scores, scores1)
+    rows = np.arange(-1, 15)
+    assert np.array_equal(model.score(rows), serial.score(rows))
     cand_ids, cand = model._candidates(True)
     dense = (cand @ model.transform(q).T).T.toarray()
     for i, pid in enumerate(q):

@@ -19,6 +19,8 @@ Conventions
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -115,6 +117,30 @@ def make_fit_data(
         segments=segments,
         promotions=promotions,
     )
+
+
+def n_threads(requested: int = 0) -> int:
+    """Worker threads for block-parallel scoring: ``requested``, or every core when 0."""
+    return max(1, int(requested) or (os.cpu_count() or 1))
+
+
+def map_blocks(fn, n: int, block: int, threads: int = 0) -> None:
+    """Call ``fn(a, b)`` for consecutive row blocks ``[a, b)`` of ``block`` rows out of ``n``.
+
+    Blocks run on ``threads`` threads (0 = every core): SciPy's sparse products and
+    NumPy's large-array kernels release the GIL. ``fn`` must only write its own
+    rows of its outputs, so the result is the same as a serial loop whatever the
+    thread count.
+    """
+    bounds = [(a, min(a + block, n)) for a in range(0, n, block)]
+    workers = min(n_threads(threads), len(bounds))
+    if workers <= 1:
+        for a, b in bounds:
+            fn(a, b)
+        return
+    with ThreadPoolExecutor(workers) as ex:
+        for f in [ex.submit(fn, a, b) for a, b in bounds]:
+            f.result()  # re-raises a block's error
 
 
 BLOCK = 128
