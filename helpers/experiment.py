@@ -25,7 +25,7 @@ from helpers.evaluation import (
     relevance_matrix,
     select_window,
 )
-from helpers.recommenders.base import FitData, Recommender, make_fit_data, mask_excluded
+from helpers.recommenders.base import FitData, Recommender, make_fit_data, map_blocks, mask_excluded
 
 
 @dataclass
@@ -56,13 +56,14 @@ def expand_grid(grid: dict[str, Iterable]) -> list[dict]:
 
 
 def score_model(model: Recommender, stage: Stage, protocols=("all", "new"), metric: str = "ndcg",
-                k: int = 5, chunk_size: int = 512) -> dict[str, float]:
+                k: int = 5, chunk_size: int = 512, threads: int = 0) -> dict[str, float]:
     """Macro-average of one metric per protocol on a stage (model already fitted).
 
     Models that use the base class's ``recommend`` (ranking through their ``rank``)
     are scored once for the union of the protocols' evaluated customers (the dense
     scores are the expensive part); each protocol then masks its exclusions and ranks. Same lists, hence same
-    values, as :func:`~helpers.evaluation.evaluate_model` per protocol (tested).
+    values, as :func:`~helpers.evaluation.evaluate_model` per protocol (tested). Blocks of
+    ``chunk_size`` customers are scored on ``threads`` threads (0 = every core).
     """
     protocols = tuple(protocols)
     if len(protocols) < 2 or type(model).recommend is not Recommender.recommend:
@@ -77,8 +78,9 @@ def score_model(model: Recommender, stage: Stage, protocols=("all", "new"), metr
     union = np.unique(np.concatenate([es.rows for es in sets.values()]))
     k_eff = min(k, fit.n_items)
     top = {p: np.full((len(es.rows), k_eff), -1, dtype=np.int64) for p, es in sets.items()}
-    for start in range(0, len(union), chunk_size):
-        rows = union[start:start + chunk_size]
+
+    def block(a, b):  # every protocol's rows of this block are written by this block only
+        rows = union[a:b]
         s = np.asarray(model.score(rows), dtype=np.float32)
         for p, es in sets.items():
             lo, hi = np.searchsorted(es.rows, [rows[0], rows[-1] + 1])
@@ -89,6 +91,8 @@ def score_model(model: Recommender, stage: Stage, protocols=("all", "new"), metr
             mask_excluded(sub, fit, rows[pos], es.exclude, slice(lo, hi))
             idx, val = model.rank(sub, k_eff)
             top[p][lo:hi] = np.where(np.isfinite(val), idx, -1)
+
+    map_blocks(block, len(union), chunk_size, threads)
     out = {}
     for p, es in sets.items():
         res = compute_metrics(top[p], es.relevance.matrix, es.relevance.n_relevant, (k,))
@@ -98,19 +102,25 @@ def score_model(model: Recommender, stage: Stage, protocols=("all", "new"), metr
 
 
 def grid_search(factory: Callable[..., Recommender], candidates: list[dict], stage: Stage,
-                protocols=("all", "new"), metric: str = "ndcg", k: int = 5, log=None) -> pd.DataFrame:
+                protocols=("all", "new"), metric: str = "ndcg", k: int = 5, log=None,
+                on_model: Callable[[dict, Recommender, dict], None] | None = None) -> pd.DataFrame:
     """Fit ``factory(**params)`` for each candidate on ``stage.fit`` and score it.
 
     Returns one row per (candidate, protocol): the parameters, ``protocol``,
     ``value`` (``metric@k``) and ``fit_seconds``. Use :func:`best_params` to pick.
+    ``on_model(params, model, {protocol: value})`` sees every fitted candidate.
     """
     rows = []
     for params in candidates:
         t0 = time.perf_counter()
         model = factory(**params).fit(stage.fit)
         fit_s = time.perf_counter() - t0
-        for protocol, value in score_model(model, stage, protocols, metric, k).items():
+        values = score_model(model, stage, protocols, metric, k)
+        for protocol, value in values.items():
             rows.append({**params, "protocol": protocol, "value": value, "fit_seconds": round(fit_s, 3)})
+        if on_model:
+            on_model(params, model, values)
+        del model
         if log:
             log(f"{params} -> " + ", ".join(f"{r['protocol']}={r['value']:.4f}" for r in rows[-len(protocols):]))
     return pd.DataFrame(rows)

@@ -649,7 +649,7 @@ def score_customers(model: ProductionModel, protocol: str, customer_ids: np.ndar
     w = np.flatnonzero(warm)
     if len(w):
         pid, val = hybrid.recommend(customer_ids[w], k=k, exclude=True if protocol == "new" else None,
-                                    chunk_size=max(len(w), 1))
+                                    chunk_size=max(len(w), 1), threads=1)
         cols = fit.item_columns(pid)
         valid = np.isfinite(val) & (cols >= 0)
         ids[w], scores[w] = pid, val

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from helpers import model_cache
 from helpers.evaluation import catalog_coverage, evaluate_model, predictions_frame, summarize
 from helpers.experiment import Stage, best_params, expand_grid, grid_search
 from helpers.recommenders.als import ALS
@@ -68,9 +69,14 @@ def grid(name: str, overrides: dict | None = None) -> list[dict]:
 
 
 def make_model(name: str, params: dict | None = None, fit_data: FitData | None = None, **extra) -> Recommender:
+    """A model with ``params``; fitted on ``fit_data`` when given, through the on-disk
+    model cache when that stage has one (:mod:`helpers.model_cache`)."""
     cls = MODELS[name][0]
-    model = cls(**{**(params or {}), **extra})
-    return model.fit(fit_data) if fit_data is not None else model
+    if fit_data is None:
+        return cls(**{**(params or {}), **extra})
+    if extra:
+        return cls(**{**(params or {}), **extra}).fit(fit_data)
+    return model_cache.fit_model(name, params or {}, fit_data, lambda: cls(**(params or {})).fit(fit_data))
 
 
 def _jsonable(params: dict) -> dict:
@@ -85,8 +91,18 @@ def tune(name: str, stage: Stage, candidates: list[dict] | None = None, log=None
     """Grid search of one model on a (validation) stage; returns the table and best params per protocol."""
     protocols = MODELS[name][1]
     cands = candidates if candidates is not None else grid(name)
-    table = grid_search(lambda **p: make_model(name, p), cands, stage, protocols=protocols, log=log)
+    kept: dict[str, tuple[float, Recommender]] = {}
+
+    def keep(params, model, values):  # the first best per protocol, as best_params picks it
+        for p, v in values.items():
+            if p not in kept or v > kept[p][0]:
+                kept[p] = (v, model)
+
+    table = grid_search(lambda **p: make_model(name, p), cands, stage, protocols=protocols, log=log, on_model=keep)
     best = {p: best_params(table, p) for p in protocols}
+    for p, (_, model) in kept.items():  # the hybrid notebook reuses these fits
+        model_cache.store(model, stage.fit, name, best[p])
+    kept.clear()
     table.insert(0, "model", name)
     return table, best
 
@@ -169,6 +185,7 @@ def headline(metrics: pd.DataFrame, split: str = "test", k: int = 5) -> pd.DataF
 def prepare_stages(tables: dict, test_days: int = 28, valid_days: int = 28, processed_dir=None):
     """The split (also written to ``split.json``) and its validation and test stages with segments."""
     from helpers.config import processed_dir as resolve
+    from helpers.data import load_meta
     from helpers.evaluation import temporal_split
     from helpers.experiment import make_stage
     from helpers.segments import compute_segments
@@ -177,6 +194,13 @@ def prepare_stages(tables: dict, test_days: int = 28, valid_days: int = 28, proc
     split.write(resolve(processed_dir) / "split.json")
     valid = make_stage(tables, split, "valid", compute_segments)
     test = make_stage(tables, split, "test", compute_segments)
+    try:
+        fingerprint = load_meta(processed_dir).get("fingerprint")
+    except FileNotFoundError:
+        fingerprint = None
+    if fingerprint:  # fits of these stages are shared between notebooks (helpers.model_cache)
+        for stage in (valid, test):
+            model_cache.enable(stage.fit, resolve(processed_dir), fingerprint, stage.name)
     return split, valid, test
 
 

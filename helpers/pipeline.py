@@ -220,6 +220,10 @@ def run(dataset: str = config.DEFAULT_DATASET, data_dir=None, output_dir=None, p
     t_run = time.perf_counter()
     cache_path = reports_dir / CACHE_FILE
     old_cache = json.loads(cache_path.read_text()) if (use_cache and cache_path.exists()) else {}
+    if not use_cache:  # a cold run: no fitted model of an earlier run either
+        from helpers import model_cache
+
+        model_cache.clear(processed)
     new_cache: dict = {}
     key = _cache_key(source_identity(dataset, data_dir), code_hash())
     for i, nb in enumerate(notebooks, 1):

@@ -249,27 +249,31 @@ class Recommender:
         k: int = 10,
         exclude: sp.csr_matrix | bool | None = None,
         chunk_size: int = DEFAULT_CHUNK,
+        threads: int = 0,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-k product ids and scores for each customer id.
 
         ``exclude``: ``True`` removes each customer's fit-window purchases; a CSR
         matrix aligned with ``customer_ids`` x catalog removes its non-zeros;
         ``None``/``False`` removes nothing. Excluded items get ``-inf`` and are
-        never returned ahead of an allowed item.
+        never returned ahead of an allowed item. Blocks of ``chunk_size`` customers
+        run on ``threads`` threads (0 = every core); the result does not depend on it.
         """
         rows = self.data.customer_rows(customer_ids)
         n = len(rows)
         k_eff = min(k, self.data.n_items)
         out_ids = np.empty((n, k_eff), dtype=np.int64)
         out_scores = np.empty((n, k_eff), dtype=np.float32)
-        for start in range(0, n, chunk_size):
-            sl = slice(start, min(start + chunk_size, n))
-            r = rows[sl]
-            s = np.asarray(self.score(r), dtype=np.float32).copy()
-            mask_excluded(s, self.data, r, exclude, sl)
+
+        def block(a, b):
+            sl = slice(a, b)
+            s = np.array(self.score(rows[sl]), dtype=np.float32)  # a private copy: masked in place
+            mask_excluded(s, self.data, rows[sl], exclude, sl)
             idx, val = self.rank(s, k_eff)
             out_ids[sl] = self.data.item_ids[idx]
             out_scores[sl] = val
+
+        map_blocks(block, n, chunk_size, threads)
         return out_ids, out_scores
 
     def rank(self, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
