@@ -33,13 +33,15 @@ seconds. The final numbers always come from the full (dense) hybrid.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from helpers.evaluation import compute_metrics, evaluation_set
-from helpers.recommenders.base import FitData, Recommender, mask_excluded, top_k
+from helpers.recommenders.base import FitData, Recommender, map_blocks, mask_excluded, n_threads, top_k
 
 
 def minmax_rows(scores: np.ndarray) -> np.ndarray:
@@ -234,14 +236,16 @@ class CandidatePool:
     """Component scores of each evaluated customer on a small candidate set, for fast weight search."""
 
     def __init__(self, components: dict[str, Recommender], data: FitData, relevance, protocol: str,
-                 pool_size: int = 100, k: int = 5, chunk_size: int = 512):
+                 pool_size: int = 100, k: int = 5, chunk_size: int = 512, threads: int = 0):
         es = evaluation_set(data.user_items, relevance, protocol)
         self.rows, self.k, self.names = es.rows, k, list(components)
         n = len(self.rows)
         self.baskets = history_baskets(data)[self.rows]
-        cand_parts, score_parts = [], []
-        for start in range(0, n, chunk_size):
-            sl = slice(start, min(start + chunk_size, n))
+        starts = list(range(0, n, chunk_size))
+        cand_parts, score_parts = [None] * len(starts), [None] * len(starts)
+
+        def block(a, b):
+            sl = slice(a, b)
             r = self.rows[sl]
             normed = {}
             for name, comp in components.items():
@@ -256,8 +260,9 @@ class CandidatePool:
             dup[:, 1:] = cands[:, 1:] == cands[:, :-1]
             stacked = np.stack([np.take_along_axis(s, cands, axis=1) for s in normed.values()], axis=2)
             stacked[dup] = -np.inf
-            cand_parts.append(cands)
-            score_parts.append(stacked)
+            cand_parts[a // chunk_size], score_parts[a // chunk_size] = cands, stacked
+
+        map_blocks(block, n, chunk_size, threads)
         width = max(c.shape[1] for c in cand_parts) if cand_parts else 0
         self.cands = np.concatenate(cand_parts) if cand_parts else np.zeros((0, width), np.int64)
         self.scores = np.concatenate(score_parts) if score_parts else np.zeros((0, width, len(self.names)))
@@ -306,8 +311,12 @@ class CandidatePool:
 
 
 def search_weights(pool: CandidatePool, n_trials: int = 300, seed: int = 0, metric: str = "ndcg",
-                   by_history: bool = False, light_max_baskets: int = 5) -> tuple[dict, pd.DataFrame]:
+                   by_history: bool = False, light_max_baskets: int = 5,
+                   threads: int = 0) -> tuple[dict, pd.DataFrame]:
     """Random search (Dirichlet draws plus every single component) then coordinate refinement.
+
+    The random trials run on ``threads`` threads (0 = every core); the refinement is
+    sequential. Same weights whatever the thread count.
 
     Returns the best weights (a dict per component, or ``{"light": ..., "heavy": ...}``
     when ``by_history``) and the trial log. Seeded, hence reproducible.
@@ -318,9 +327,12 @@ def search_weights(pool: CandidatePool, n_trials: int = 300, seed: int = 0, metr
     trials += list(rng.dirichlet(np.full(m, 0.7), size=max(n_trials - len(trials), 0)))
 
     def run(mask_rows=None):
+        view = _View.of(pool, mask_rows)
+        # the fixed trials are independent: evaluated on every core, then read in order
+        with ThreadPoolExecutor(n_threads(threads)) as ex:
+            values = list(ex.map(lambda w: view.evaluate(w, metric), trials))
         log, best, best_v = [], None, -1.0
-        for w in trials:
-            v = _eval_subset(pool, w, metric, mask_rows)
+        for w, v in zip(trials, values):
             log.append((w, v))
             if v > best_v + 1e-12:
                 best, best_v = w, v
@@ -333,7 +345,7 @@ def search_weights(pool: CandidatePool, n_trials: int = 300, seed: int = 0, metr
                     if w.sum() <= 0:
                         continue
                     w = w / w.sum()
-                    v = _eval_subset(pool, w, metric, mask_rows)
+                    v = view.evaluate(w, metric)
                     log.append((w, v))
                     if v > best_v + 1e-12:
                         best, best_v = w, v
@@ -356,12 +368,29 @@ def search_weights(pool: CandidatePool, n_trials: int = 300, seed: int = 0, metr
     return out, pd.concat(frames, ignore_index=True)
 
 
-def _eval_subset(pool: CandidatePool, w: np.ndarray, metric: str, mask_rows) -> float:
-    if mask_rows is None:
-        return pool.evaluate(w, metric)
-    blend = np.einsum("ncj,j->nc", pool.scores[mask_rows], np.asarray(w, np.float32))
-    idx, _ = top_k(blend, pool.k)
-    cols = np.take_along_axis(pool.cands[mask_rows], idx, axis=1)
-    rel = pool.relevance.matrix[np.flatnonzero(mask_rows)]
-    res = compute_metrics(cols, rel, pool.relevance.n_relevant[mask_rows], ks=(pool.k,))
-    return float(np.mean(res[(metric, pool.k)]))
+@dataclass
+class _View:
+    """The pool restricted to some customers (a bucket), sliced once for many trials."""
+
+    scores: np.ndarray
+    cands: np.ndarray
+    relevance: sp.csr_matrix
+    n_relevant: np.ndarray
+    k: int
+
+    @classmethod
+    def of(cls, pool: CandidatePool, mask_rows=None) -> _View:
+        if mask_rows is None:
+            return cls(pool.scores, pool.cands, pool.relevance.matrix, pool.relevance.n_relevant, pool.k)
+        rows = np.flatnonzero(mask_rows)
+        return cls(pool.scores[rows], pool.cands[rows], pool.relevance.matrix[rows],
+                   pool.relevance.n_relevant[rows], pool.k)
+
+    def evaluate(self, w: np.ndarray, metric: str) -> float:
+        if len(self.cands) == 0:
+            return 0.0
+        blend = np.einsum("ncj,j->nc", self.scores, np.asarray(w, np.float32))
+        idx, _ = top_k(blend, self.k)
+        cols = np.take_along_axis(self.cands, idx, axis=1)
+        res = compute_metrics(cols, self.relevance, self.n_relevant, ks=(self.k,))
+        return float(np.mean(res[(metric, self.k)]))
