@@ -180,11 +180,12 @@ class Hybrid(Recommender):
     name = "hybrid"
 
     def __init__(self, components: dict[str, Recommender], weights: dict, rules: Rules | None = None,
-                 light_max_baskets: int = 5):
+                 light_max_baskets: int = 5, threads: int = 0):
         self.components = components
         self.weights = weights
         self.rules = rules or Rules()
         self.light_max_baskets = light_max_baskets
+        self.threads = threads  # components scored at once (0 = every core); same scores whatever it is
 
     def fit(self, data: FitData) -> Hybrid:
         """Components must already be fitted on ``data`` (they are reused across weight trials)."""
@@ -213,15 +214,29 @@ class Hybrid(Recommender):
         return out
 
     def score(self, rows: np.ndarray) -> np.ndarray:
+        """Weighted sum of normalized component scores, then the rules' multiplier and mask.
+
+        Components are scored ``threads`` at a time (0 = every core) and added in
+        their fixed order, so the sum does not depend on the thread count; at most
+        ``threads`` component matrices are held besides the total.
+        """
         rows = np.asarray(rows)
         w = self._row_weights(rows)
         total = np.zeros((len(rows), self.data.n_items), dtype=np.float32)
-        for j, comp in enumerate(self.components.values()):
-            if not np.any(w[:, j]):
-                continue
-            s = minmax_rows(comp.score(rows))
+        comps = list(self.components.values())
+        active = [j for j in range(len(comps)) if np.any(w[:, j])]
+
+        def normed(j):
+            s = minmax_rows(comps[j].score(rows))
             s[~np.isfinite(s)] = 0.0
-            total += w[:, j][:, None] * s
+            return s
+
+        width = n_threads(self.threads)
+        with ThreadPoolExecutor(width) as ex:
+            for start in range(0, len(active), width):
+                group = active[start:start + width]
+                for j, s in zip(group, ex.map(normed, group)):
+                    total += w[:, j][:, None] * s
         total *= self._mult[None, :]
         total[:, ~self._allowed] = -np.inf
         return total
