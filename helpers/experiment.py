@@ -109,24 +109,18 @@ def grid_search(factory: Callable[..., Recommender], candidates: list[dict], sta
     Returns one row per (candidate, protocol): the parameters, ``protocol``,
     ``value`` (``metric@k``) and ``fit_seconds``. Use :func:`best_params` to pick.
     ``on_model(params, model, {protocol: value})`` sees every fitted candidate.
-    A candidate that the previous model can derive without refitting
-    (:meth:`~helpers.recommenders.base.Recommender.derive`, e.g. item-kNN with fewer
-    neighbours) is derived; ``fit_seconds`` then holds the derivation time.
     """
     rows = []
-    previous = None
     for params in candidates:
         t0 = time.perf_counter()
-        model = previous.derive(params) if previous is not None else None
-        if model is None:
-            model = factory(**params).fit(stage.fit)
+        model = factory(**params).fit(stage.fit)
         fit_s = time.perf_counter() - t0
         values = score_model(model, stage, protocols, metric, k)
         for protocol, value in values.items():
             rows.append({**params, "protocol": protocol, "value": value, "fit_seconds": round(fit_s, 3)})
         if on_model:
             on_model(params, model, values)
-        previous = model
+        del model
         if log:
             log(f"{params} -> " + ", ".join(f"{r['protocol']}={r['value']:.4f}" for r in rows[-len(protocols):]))
     return pd.DataFrame(rows)

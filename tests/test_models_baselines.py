@@ -9,9 +9,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from hypothesis.extra.numpy import arrays
 
 from helpers.evaluation import Split
 from helpers.experiment import expand_grid, grid_search, make_stage
@@ -19,7 +16,7 @@ from helpers.recommenders.base import make_fit_data
 from helpers.recommenders.buy_again import BuyAgain, decayed_history, repeat_rate
 from helpers.recommenders.ease import EASE
 from helpers.recommenders.grids import GRIDS, candidates
-from helpers.recommenders.itemknn import ItemKNN, keep_top_per_row
+from helpers.recommenders.itemknn import ItemKNN
 from helpers.recommenders.popularity import GlobalPopularity, SegmentedPopularity, popularity_prior
 
 T0 = pd.Timestamp("2020-01-01")
@@ -374,59 +371,3 @@ def test_itemknn_similarity_does_not_depend_on_threads(tiny_tables):
     a = ItemKNN(k_neighbors=20, weighting="bm25", similarity="dot", num_threads=1).fit(fd)
     b = ItemKNN(k_neighbors=20, weighting="bm25", similarity="dot", num_threads=2).fit(fd)
     assert a.similarity_.nnz > 0 and (a.similarity_ != b.similarity_).nnz == 0
-
-
-@settings(max_examples=150, deadline=None)
-@given(arrays(np.float64, st.tuples(st.integers(1, 8), st.integers(1, 12)),
-              elements=st.sampled_from([0.0, 0.5, 1.0, 2.0])), st.integers(1, 8))
-def test_keep_top_per_row_is_the_k_best_with_ties_by_lower_column(dense, k):
-    out = keep_top_per_row(sp.csr_matrix(dense), k).toarray()
-    straddles = False
-    for i, row in enumerate(dense):
-        nz = np.flatnonzero(row)
-        best = sorted(nz, key=lambda j: (-row[j], j))[:k]
-        want = np.zeros_like(row)
-        want[best] = row[best]
-        np.testing.assert_array_equal(out[i], want)
-        if len(nz) > k:
-            kth = row[best[-1]]
-            straddles |= bool((row[nz] == kth).sum() > k - (row[nz] > kth).sum())
-    unique = keep_top_per_row(sp.csr_matrix(dense), k, unique=True)
-    assert (unique is None) == straddles
-    if unique is not None:
-        np.testing.assert_array_equal(unique.toarray(), out)
-
-
-@pytest.mark.parametrize("weighting, similarity", [("bm25", "dot"), ("tfidf", "cosine"), ("none", "dot")])
-def test_itemknn_derived_fewer_neighbours_equals_a_fit(tiny_tables, weighting, similarity):
-    fact = tiny_tables["fact_transactions"]
-    fd = make_fit_data(fact, tiny_tables["dim_customer"], tiny_tables["dim_product"], fact["timestamp"].max())
-    big = ItemKNN(k_neighbors=40, weighting=weighting, similarity=similarity).fit(fd)
-    small = big.derive({"k_neighbors": 10, "weighting": weighting, "similarity": similarity})
-    direct = ItemKNN(k_neighbors=10, weighting=weighting, similarity=similarity).fit(fd)
-    if weighting == "none" and similarity == "dot":
-        # integer co-occurrence counts tie at some item's 10th neighbour: implicit breaks
-        # those ties its own way, so deriving declines and the grid search refits
-        assert small is None
-        return
-    assert small is not None and small.k_neighbors == 10 and big.similarity_.nnz > small.similarity_.nnz
-    rows = np.arange(-1, fd.n_customers)
-    np.testing.assert_allclose(small.score(rows), direct.score(rows), rtol=1e-6, atol=1e-9)
-    assert big.derive({"k_neighbors": 80}) is None  # more neighbours than fitted: refit
-    assert big.derive({"k_neighbors": 10, "weighting": "none" if weighting != "none" else "bm25"}) is None
-
-
-def test_grid_search_derives_instead_of_refitting(tiny_tables, monkeypatch):
-    from helpers.evaluation import temporal_split
-
-    split = temporal_split(tiny_tables["fact_transactions"], test_days=14, valid_days=14)
-    stage = make_stage(tiny_tables, split, "valid")
-    fits = []
-    original = ItemKNN.fit
-    monkeypatch.setattr(ItemKNN, "fit", lambda self, data: fits.append(self.k_neighbors) or original(self, data))
-    cands = expand_grid({"weighting": ["bm25", "tfidf"], "k_neighbors": [30, 10]})
-    res = grid_search(lambda **p: ItemKNN(**p), cands, stage)
-    assert fits == [30, 30]  # the 10-neighbour candidates were cut from the 30-neighbour fits
-    direct = grid_search(lambda **p: ItemKNN(**p), [{"weighting": "bm25", "k_neighbors": 10}], stage)
-    got = res[(res["weighting"] == "bm25") & (res["k_neighbors"] == 10)].sort_values("protocol")["value"].to_numpy()
-    np.testing.assert_allclose(got, direct.sort_values("protocol")["value"].to_numpy())

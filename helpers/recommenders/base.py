@@ -276,11 +276,6 @@ class Recommender:
         map_blocks(block, n, chunk_size, threads)
         return out_ids, out_scores
 
-    def derive(self, params: dict) -> Recommender | None:
-        """The fitted model for other ``params`` computed from this one without
-        refitting, or ``None`` (the default: refit)."""
-        return None
-
     def rank(self, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Catalog columns and scores of the ``k`` best entries per row (excluded: -inf).
 

@@ -26,9 +26,8 @@ GRIDS: dict[str, dict[str, list]] = {
     # l2 = 10000 trailed every other value in both protocols on Complete Journey validation
     "ease": {"l2": [100.0, 300.0, 1000.0, 3000.0], "max_items": [2000, 5000]},
     # 20 neighbours trailed 100 and 400 for every weighting on Complete Journey validation
-    # k_neighbors last and descending: the 100-neighbour candidate is cut from the 400 one (no refit)
-    "itemknn": {"weighting": ["none", "tfidf", "bm25"], "similarity": ["cosine", "dot"],
-                "k_neighbors": [400, 100]},
+    "itemknn": {"k_neighbors": [100, 400], "weighting": ["none", "tfidf", "bm25"],
+                "similarity": ["cosine", "dot"]},
     # ----------------------------------------------- ALS, content (added by their authors)
 }
 

@@ -21,8 +21,6 @@ Conventions
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 import scipy.sparse as sp
 from implicit.nearest_neighbours import ItemItemRecommender, bm25_weight, normalize, tfidf_weight
@@ -56,37 +54,6 @@ def weighted_items(x: sp.csr_matrix, weighting: str, similarity: str, k1: float 
     return w
 
 
-def keep_top_per_row(m: sp.csr_matrix, k: int, unique: bool = False) -> sp.csr_matrix | None:
-    """Each row's ``k`` largest stored entries (ties: lower column index), vectorized.
-
-    ``unique=True`` returns ``None`` instead when a tie straddles some row's k-th place
-    (the k best are then not one set, and another tie rule would keep others)."""
-    m = sp.csr_matrix(m, copy=True)
-    m.sort_indices()
-    n = m.shape[0]
-    counts = np.diff(m.indptr)
-    if counts.max(initial=0) <= k:
-        return m
-    rows = np.repeat(np.arange(n), counts)
-    pos = np.arange(m.nnz) - np.repeat(m.indptr[:-1], counts)
-    dense = np.full((n, int(counts.max())), -np.inf, dtype=m.data.dtype)
-    dense[rows, pos] = m.data
-    kth = -np.partition(-dense, k - 1, axis=1)[:, k - 1]  # k-th largest per row (-inf: short row)
-    above = m.data > kth[rows]
-    eq = m.data == kth[rows]
-    n_above = np.bincount(rows, weights=above, minlength=n).astype(np.int64)
-    ceq = np.cumsum(eq)
-    eq_before_row = np.concatenate([[0], ceq])[m.indptr[:-1]]
-    eq_rank = ceq - eq_before_row[rows]  # 1-based rank of a tied entry within its row, by column
-    if unique and np.any((np.bincount(rows, weights=eq, minlength=n) > (k - n_above)) & (counts > k)):
-        return None
-    keep = above | (eq & (eq_rank <= (k - n_above)[rows]))
-    keep |= (counts <= k)[rows]
-    out = sp.csr_matrix((m.data[keep], m.indices[keep], np.concatenate([[0], np.cumsum(np.bincount(rows[keep], minlength=n))])),
-                        shape=m.shape)
-    return out
-
-
 class ItemKNN(Recommender):
     """Item-item kNN recommender (see module doc)."""
 
@@ -114,26 +81,6 @@ class ItemKNN(Recommender):
         self.similarity_ = sp.csr_matrix(model.similarity, dtype=np.float32)
         self.backfill_ = (self.backfill_weight * popularity_prior(data)).astype(np.float32)
         return self
-
-    def derive(self, params: dict) -> ItemKNN | None:
-        """The model for ``params`` without refitting when only ``k_neighbors`` is
-        smaller: each item's neighbour list is cut to its ``k`` best, which is what a
-        fit with that ``k`` keeps. ``None`` otherwise, and when a tie straddles some
-        item's k-th neighbour (a fit would break it by implicit's own rule)."""
-        mine = {k: v for k, v in vars(self).items() if not k.endswith("_") and k != "data"}
-        other = {**mine, **params}
-        if set(params) - set(mine) or any(other[k] != mine[k] for k in mine if k != "k_neighbors"):
-            return None
-        k = int(other["k_neighbors"])
-        if k > int(self.k_neighbors) or k < 1:
-            return None
-        pruned = keep_top_per_row(self.similarity_, k, unique=True)
-        if pruned is None:  # ties at some item's k-th neighbour: implicit's tie rule decides, refit
-            return None
-        out = copy.copy(self)
-        out.k_neighbors = other["k_neighbors"]
-        out.similarity_ = pruned
-        return out
 
     def score(self, rows: np.ndarray) -> np.ndarray:
         rows = np.asarray(rows, dtype=np.int64)
