@@ -371,3 +371,13 @@ def test_itemknn_similarity_does_not_depend_on_threads(tiny_tables):
     a = ItemKNN(k_neighbors=20, weighting="bm25", similarity="dot", num_threads=1).fit(fd)
     b = ItemKNN(k_neighbors=20, weighting="bm25", similarity="dot", num_threads=2).fit(fd)
     assert a.similarity_.nnz > 0 and (a.similarity_ != b.similarity_).nnz == 0
+
+
+def test_spd_inverse_matches_numpy_and_refuses_indefinite():
+    from helpers.recommenders.ease import spd_inverse
+
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(30, 12))
+    g = a.T @ a + 0.5 * np.eye(12)
+    np.testing.assert_allclose(spd_inverse(g.copy()), np.linalg.inv(g), rtol=1e-10, atol=1e-12)
+    assert spd_inverse(np.diag([1.0, -1.0, 2.0])) is None
