@@ -30,7 +30,7 @@ from helpers.recommenders.base import FitData, Recommender, make_fit_data, map_b
 
 @dataclass
 class Stage:
-    name: str  # "valid" or "test"
+    name: str  # "valid", "test", or "valid-i" (an earlier validation window)
     fit: FitData
     relevance: Relevance
     eval_start: pd.Timestamp

@@ -185,7 +185,6 @@ def headline(metrics: pd.DataFrame, split: str = "test", k: int = 5) -> pd.DataF
 def prepare_stages(tables: dict, test_days: int = 28, valid_days: int = 28, processed_dir=None):
     """The split (also written to ``split.json``) and its validation and test stages with segments."""
     from helpers.config import processed_dir as resolve
-    from helpers.data import load_meta
     from helpers.evaluation import temporal_split
     from helpers.experiment import make_stage
     from helpers.segments import compute_segments
@@ -194,14 +193,48 @@ def prepare_stages(tables: dict, test_days: int = 28, valid_days: int = 28, proc
     split.write(resolve(processed_dir) / "split.json")
     valid = make_stage(tables, split, "valid", compute_segments)
     test = make_stage(tables, split, "test", compute_segments)
+    _share_fits([valid, test], processed_dir)
+    return split, valid, test
+
+
+def _share_fits(stages: list[Stage], processed_dir) -> None:
+    """Fits of these stages are shared between notebooks (:mod:`helpers.model_cache`)
+    when the processed folder has a data fingerprint."""
+    from helpers.config import processed_dir as resolve
+    from helpers.data import load_meta
+
     try:
         fingerprint = load_meta(processed_dir).get("fingerprint")
     except FileNotFoundError:
-        fingerprint = None
-    if fingerprint:  # fits of these stages are shared between notebooks (helpers.model_cache)
-        for stage in (valid, test):
+        return
+    if fingerprint:
+        for stage in stages:
             model_cache.enable(stage.fit, resolve(processed_dir), fingerprint, stage.name)
-    return split, valid, test
+
+
+def earlier_stages(tables: dict, split, valid_days: int, n: int, processed_dir=None) -> list[Stage]:
+    """``n`` validation stages before the validation window (rolling origin).
+
+    Stage ``valid-i`` fits on the data before ``valid_start - i * valid_days`` and
+    scores the ``valid_days`` after that date; segments are computed on its own fit
+    window. Nothing of the validation or test windows is seen.
+    """
+    from helpers.evaluation import Split
+    from helpers.experiment import make_stage
+    from helpers.segments import compute_segments
+
+    stages = []
+    for i in range(1, n + 1):
+        start = split.valid_start - pd.Timedelta(days=i * valid_days)
+        if start <= split.start + pd.Timedelta(days=valid_days):
+            raise ValueError(f"{n} earlier windows of {valid_days} days leave too little training data "
+                             f"before {start.date()} (data start {split.start.date()})")
+        shifted = Split(split.start, start, start + pd.Timedelta(days=valid_days), split.end)
+        stage = make_stage(tables, shifted, "valid", compute_segments)
+        stage.name = f"valid-{i}"
+        stages.append(stage)
+    _share_fits(stages, processed_dir)
+    return stages
 
 
 def run_chapter(names: list[str], valid: Stage, test: Stage, tables_dir, overrides: dict | None = None,
@@ -255,8 +288,14 @@ def fit_components(tuning: dict, fit_data: FitData, protocol: str, names=HYBRID_
 
 def run_hybrid(valid: Stage, test: Stage, tables_dir, names=HYBRID_COMPONENTS, rules=None, rule_variants=None,
                pool_size: int = 100, n_trials: int = 300, by_history: bool = True, light_max_baskets: int = 5,
-               n_boot: int = 1000, seed: int = 0, log=None) -> dict:
+               n_boot: int = 1000, seed: int = 0, log=None, earlier: list[Stage] | tuple = ()) -> dict:
     """Search the hybrid weights on validation per protocol, measure each business rule, score test once.
+
+    ``earlier`` (see :func:`earlier_stages`) adds validation windows before the
+    validation window: the components are fitted on each one's own past with the same
+    parameters, and the weights maximize the mean NDCG@5 over the customers of every
+    window (rolling origin), so that they do not fit one month's noise. Rules are
+    priced on the validation window.
 
     ``rules`` (a :class:`~helpers.recommenders.hybrid.Rules`) is applied to the final model;
     ``rule_variants`` (name -> Rules) are each measured on validation against no rule.
@@ -271,12 +310,15 @@ def run_hybrid(valid: Stage, test: Stage, tables_dir, names=HYBRID_COMPONENTS, r
     tuning = load_tuning(tables_dir)
     rules = rules or Rules()
     weights, trials, rule_rows = {}, [], []
-    valid_cache: dict = {}
+    caches: dict = {stage.name: {} for stage in (valid, *earlier)}
     for protocol in PROTOCOLS:
-        comps = fit_components(tuning, valid.fit, protocol, names, valid_cache)
+        comps = fit_components(tuning, valid.fit, protocol, names, caches[valid.name])
         pool = CandidatePool(comps, valid.fit, valid.relevance, protocol, pool_size=pool_size)
-        weights[protocol], log_table = search_weights(pool, n_trials=n_trials, seed=seed, by_history=by_history,
-                                                      light_max_baskets=light_max_baskets)
+        search_pool = CandidatePool.concat([pool] + [
+            CandidatePool(fit_components(tuning, st.fit, protocol, names, caches[st.name]), st.fit, st.relevance,
+                          protocol, pool_size=pool_size) for st in earlier]) if earlier else pool
+        weights[protocol], log_table = search_weights(search_pool, n_trials=n_trials, seed=seed,
+                                                      by_history=by_history, light_max_baskets=light_max_baskets)
         log_table.insert(0, "protocol", protocol)
         trials.append(log_table)
         for label, variant in {"no rule": Rules(), **(rule_variants or {})}.items():

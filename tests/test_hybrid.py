@@ -160,3 +160,29 @@ def test_score_model_shared_scoring_equals_per_protocol_evaluation(tiny_stage):
         for protocol in ("all", "new"):
             pc, *_ = evaluate_model(model, fd, tiny_stage.relevance, protocol, ks=(5,), top_n=5)
             assert got[protocol] == pytest.approx(float(np.mean(pc[("ndcg", 5)])), abs=1e-12), (model, protocol)
+
+
+def test_concatenated_pool_scores_the_mean_over_its_windows(tiny_tables):
+    """A pool over two windows (different catalogs) evaluates each row against its own
+    window: its mean is the customer-weighted mean of the two pools' means."""
+    from helpers import models
+
+    split = temporal_split(tiny_tables["fact_transactions"], test_days=14, valid_days=14)
+    valid = make_stage(tiny_tables, split, "valid")
+    (early,) = models.earlier_stages(tiny_tables, split, 14, 1)
+    assert early.name == "valid-1" and early.eval_end == valid.fit.as_of
+    assert early.fit.as_of == valid.fit.as_of - pd.Timedelta(days=14)
+    assert early.fit.transactions["timestamp"].max() < early.fit.as_of  # nothing of its own window is fitted
+    pools = []
+    for st in (valid, early):
+        comps = {"pop": GlobalPopularity().fit(st.fit), "buy": BuyAgain(half_life_days=30).fit(st.fit)}
+        pools.append(CandidatePool(comps, st.fit, st.relevance, "all", pool_size=10))
+    both = CandidatePool.concat(pools)
+    assert len(both.baskets) == sum(len(p.rows) for p in pools)
+    for w in (np.array([1.0, 0.0]), np.array([0.3, 0.7])):
+        want = sum(p.evaluate(w) * len(p.rows) for p in pools) / sum(len(p.rows) for p in pools)
+        assert abs(both.evaluate(w) - want) < 1e-12
+    weights, _ = search_weights(both, n_trials=20, seed=1, by_history=True)
+    assert set(weights) == {"light", "heavy"}
+    with pytest.raises(ValueError, match="too little training data"):
+        models.earlier_stages(tiny_tables, split, 14, 20)

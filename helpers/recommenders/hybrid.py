@@ -284,6 +284,34 @@ class CandidatePool:
         self.scores = np.where(np.isfinite(self.scores), self.scores, -1e9).astype(np.float32)
         self.relevance = es.relevance
 
+    @classmethod
+    def concat(cls, pools: list[CandidatePool]) -> CandidatePool:
+        """One pool holding the customers of several pools (e.g. several validation
+        windows), for a weight search that maximizes the mean over all of them.
+
+        Each row keeps its own stage's catalog columns (relevance matrices are padded
+        to the widest catalog); ``rows`` then no longer index one stage, so only the
+        search (:func:`search_weights`, :meth:`evaluate`) uses a concatenated pool.
+        """
+        from helpers.evaluation import Relevance
+
+        if len({tuple(p.names) for p in pools}) != 1 or len({p.k for p in pools}) != 1:
+            raise ValueError("pools must share their components and k")
+        width = max(p.cands.shape[1] for p in pools)
+        n_cols = max(p.relevance.matrix.shape[1] for p in pools)
+        out = cls.__new__(cls)
+        out.k, out.names = pools[0].k, list(pools[0].names)
+        out.rows = np.concatenate([p.rows for p in pools])
+        out.baskets = np.concatenate([p.baskets for p in pools])
+        out.cands = np.concatenate([np.pad(p.cands, ((0, 0), (0, width - p.cands.shape[1]))) for p in pools])
+        out.scores = np.concatenate([np.pad(p.scores, ((0, 0), (0, width - p.scores.shape[1]), (0, 0)),
+                                            constant_values=-1e9) for p in pools])  # padding: never picked
+        mats = [sp.csr_matrix((p.relevance.matrix.data, p.relevance.matrix.indices, p.relevance.matrix.indptr),
+                              shape=(p.relevance.matrix.shape[0], n_cols)) for p in pools]
+        out.relevance = Relevance(sp.vstack(mats, format="csr"),
+                                  np.concatenate([p.relevance.n_relevant for p in pools]))
+        return out
+
     def weight_matrix(self, weights: dict, light_max_baskets: int = 5) -> np.ndarray:
         """(n_customers, n_components) weights of a :class:`Hybrid` weights dict (plain or light/heavy)."""
         return row_weights(weights, self.names, self.baskets, light_max_baskets)
