@@ -351,6 +351,25 @@ def _best_per_pair(pair: np.ndarray, col: np.ndarray, val: np.ndarray, n: int) -
     return out
 
 
+def _best_per_row(indptr: np.ndarray, col: np.ndarray, val: np.ndarray) -> np.ndarray:
+    """Per CSR row, the ``col`` of the largest positive ``val`` (ties: lower col); -1 if none."""
+    n = len(indptr) - 1
+    out = np.full(n, -1, dtype=np.int64)
+    val = np.where(np.isfinite(val) & (val > 0), val, 0.0)
+    has = np.diff(indptr) > 0
+    if not has.any():
+        return out
+    starts = indptr[:-1][has]
+    row_max = np.zeros(n, dtype=val.dtype)
+    row_max[has] = np.maximum.reduceat(val, starts)
+    rows = np.repeat(np.arange(n), np.diff(indptr))
+    big = np.iinfo(np.int64).max
+    cand = np.where((val == row_max[rows]) & (val > 0), col, big)
+    best = np.full(n, big, dtype=np.int64)
+    best[has] = np.minimum.reduceat(cand, starts)
+    return np.where(best < big, best, -1)
+
+
 def _top_per_row(m: sp.csr_matrix, limit: int):
     """Flat ``(row, col, value)`` of each row's ``limit`` largest entries and row offsets."""
     m = sp.csr_matrix(m)
@@ -368,7 +387,7 @@ class Explainer:
     """``similar_to`` explanations: which past product of a customer makes an item relevant."""
 
     PAIR_BATCH = 4096
-    MAX_EXPANDED = 2_000_000
+    CUSTOMER_BATCH = 256
 
     def __init__(self, fit: FitData, content, itemknn=None, max_history: int = 100):
         self.fit = fit
@@ -392,32 +411,43 @@ class Explainer:
         return out
 
     def content(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        """argmax_j w[u, j] * cos(j, i) over the customer's ``max_history`` most weighted products j != i."""
+        """argmax_j w[u, j] * cos(j, i) over the customer's ``max_history`` most weighted products j != i.
+
+        Customers are taken ``CUSTOMER_BATCH`` at a time; each one's vocabulary is
+        shifted to its own block of columns, so one sparse product
+        ``pairs x (customer, past product)`` holds exactly the same-customer cosines.
+        """
         out = np.full(len(rows), -1, dtype=np.int64)
         if len(rows) == 0:
             return out
         uniq, q = np.unique(rows, return_inverse=True)
         hc, hv, off = _top_per_row(self.weights[uniq], self.max_history)
-        lens_all = np.diff(off)
-        start = 0
-        while start < len(rows):
-            # grow the batch while the expanded (pair, past product) list stays bounded
-            lens = lens_all[q[start:]]
-            cum = np.cumsum(lens)
-            stop = start + max(1, int(np.searchsorted(cum, self.MAX_EXPANDED, side="right")))
-            sl = slice(start, stop)
-            lens = lens_all[q[sl]]
-            n = stop - start
-            pair = np.repeat(np.arange(n), lens)
-            within = np.arange(int(lens.sum())) - np.repeat(np.cumsum(lens) - lens, lens)
-            pos = np.repeat(off[q[sl]], lens) + within
-            j, w = hc[pos], hv[pos]
-            i = cols[sl][pair]
-            sims = np.asarray(self.tfidf[j].multiply(self.tfidf[i]).sum(axis=1)).ravel() * w
-            ok = j != i
-            out[sl] = _best_per_pair(pair[ok], j[ok], sims[ok], n)
-            start = stop
+        n_terms = self.tfidf.shape[1]
+        by_customer = np.argsort(q, kind="stable")
+        bounds = np.searchsorted(q[by_customer], np.arange(len(uniq) + 1))
+        for u0 in range(0, len(uniq), self.CUSTOMER_BATCH):
+            u1 = min(u0 + self.CUSTOMER_BATCH, len(uniq))
+            pairs = by_customer[bounds[u0]:bounds[u1]]
+            h = slice(off[u0], off[u1])
+            if len(pairs) == 0 or off[u1] == off[u0]:
+                continue
+            owner_h = np.repeat(np.arange(u1 - u0), np.diff(off[u0:u1 + 1]))
+            past = self._shifted(hc[h], owner_h, n_terms, u1 - u0)
+            recs = self._shifted(cols[pairs], q[pairs] - u0, n_terms, u1 - u0)
+            cos = (recs @ past.T).tocsr()  # pairs x past products of the same customer
+            cos.sort_indices()
+            entry_row = np.repeat(np.arange(len(pairs)), np.diff(cos.indptr))
+            j = hc[h][cos.indices]
+            val = cos.data * hv[h][cos.indices]
+            val[j == cols[pairs][entry_row]] = 0.0  # never the item itself
+            out[pairs] = _best_per_row(cos.indptr, j, val)
         return out
+
+    def _shifted(self, items: np.ndarray, owner: np.ndarray, n_terms: int, n_owners: int) -> sp.csr_matrix:
+        """TF-IDF rows of ``items``, the terms of row r moved to block ``owner[r]`` of the columns."""
+        m = self.tfidf[items]
+        indices = m.indices.astype(np.int64) + np.repeat(owner.astype(np.int64) * n_terms, np.diff(m.indptr))
+        return sp.csr_matrix((m.data, indices, m.indptr), shape=(len(items), n_terms * n_owners))
 
     def most_bought(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """The customer's most bought past product other than the item (ties: lower column)."""

@@ -374,3 +374,33 @@ def test_answer_cache_is_bounded_and_transparent(world):
 
 def test_export_folder_is_not_private(world):
     assert world["out"].stat().st_mode & 0o055  # readable by the service account serving the API
+
+
+def test_explainer_content_equals_brute_force(tiny_tables):
+    """The past product that explains a recommended item by text: the brute-force
+    argmax over the customer's ``max_history`` most weighted past products."""
+    from helpers.export import Explainer
+    from helpers.recommenders.base import make_fit_data
+    from helpers.recommenders.content import ContentTFIDF
+
+    fact = tiny_tables["fact_transactions"]
+    fit = make_fit_data(fact, tiny_tables["dim_customer"], tiny_tables["dim_product"], fact["timestamp"].max())
+    content = ContentTFIDF(min_df=1).fit(fit)
+    ex = Explainer(fit, content, max_history=7)
+    ex.CUSTOMER_BATCH = 5  # several batches
+    rng = np.random.default_rng(0)
+    rows = rng.integers(0, fit.n_customers, size=400)
+    cols = rng.integers(0, fit.n_items, size=400)
+    got = ex.content(rows, cols)
+    w = content.weights.toarray()
+    cos = (content.item_tfidf @ content.item_tfidf.T).toarray()
+    for a, (r, c) in enumerate(zip(rows, cols)):
+        past = sorted(np.flatnonzero(w[r]), key=lambda j: (-w[r, j], j))[:7]
+        vals = {j: w[r, j] * cos[j, c] for j in past if j != c}
+        vals = {j: v for j, v in vals.items() if v > 0}
+        if not vals:
+            assert got[a] == -1
+            continue
+        best = max(vals.values())
+        near = [j for j, v in vals.items() if np.isclose(v, best, rtol=1e-5)]
+        assert got[a] in near, (r, c, got[a], near)
