@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
 import pytest
 
 from helpers import config
-from helpers.pipeline import numbered_notebooks, parse_params
+from helpers.pipeline import notebook_parameters, numbered_notebooks, parse_params
 
 from .conftest import TINY
 
@@ -33,6 +34,9 @@ def test_every_notebook_has_one_parameters_cell():
         src = "".join(tagged[0]["source"])
         for name in ("dataset", "processed_dir", "reports_dir"):
             assert f"{name} =" in src, f"{path.name} lacks parameter {name}"
+        # papermill must read every assignment (a line it cannot parse is not overridable with --param)
+        assigned = {ln.split("=")[0].strip() for ln in src.splitlines() if re.match(r"^[A-Za-z_]\w*\s*=", ln)}
+        assert set(notebook_parameters(path)) == assigned, path.name
 
 
 def test_parse_params_types():
