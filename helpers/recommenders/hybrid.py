@@ -346,11 +346,10 @@ class CandidatePool:
     def evaluate(self, weights: np.ndarray, metric: str = "ndcg") -> float:
         """Mean ``metric@k`` of the blend; ``weights`` is (n_customers, n_components) or (n_components,)."""
         w = np.asarray(weights, dtype=np.float32)
-        blend = np.einsum("ncj,nj->nc", self.scores, np.broadcast_to(w, (len(self.rows), len(self.names))))
-        idx, _ = top_k(blend, self.k)
-        cols = np.take_along_axis(self.cands, idx, axis=1)
-        res = compute_metrics(cols, self.relevance.matrix, self.relevance.n_relevant, ks=(self.k,))
-        return float(np.mean(res[(metric, self.k)])) if len(self.rows) else 0.0
+        view = _View.of(self)
+        if w.ndim == 1:
+            return view.evaluate(w, metric)
+        return view.rank_and_score(np.einsum("ncj,nj->nc", self.scores, w), metric)
 
 
 def search_weights(pool: CandidatePool, n_trials: int = 300, seed: int = 0, metric: str = "ndcg",
@@ -430,9 +429,15 @@ class _View:
                    pool.relevance.n_relevant[rows], pool.k)
 
     def evaluate(self, w: np.ndarray, metric: str) -> float:
+        """Mean ``metric@k`` of the blend with one weight vector for every customer."""
         if len(self.cands) == 0:
             return 0.0
-        blend = np.einsum("ncj,j->nc", self.scores, np.asarray(w, np.float32))
+        return self.rank_and_score(np.einsum("ncj,j->nc", self.scores, np.asarray(w, np.float32)), metric)
+
+    def rank_and_score(self, blend: np.ndarray, metric: str) -> float:
+        """Mean ``metric@k`` of the top k of a blended ``(customers, candidates)`` matrix."""
+        if len(self.cands) == 0:
+            return 0.0
         idx, _ = top_k(blend, self.k)
         cols = np.take_along_axis(self.cands, idx, axis=1)
         res = compute_metrics(cols, self.relevance, self.n_relevant, ks=(self.k,))
