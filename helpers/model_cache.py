@@ -17,20 +17,19 @@ Conventions
   --no-cache`` empties ``<processed_dir>/models`` before the first notebook.
 * A model is pickled without its :class:`FitData` (the stage's own object is put
   back when loading), so a loaded model scores exactly as the model that was
-  stored (tested). Files are written to a temporary name, then renamed.
+  stored (tested). Files are written atomically (:mod:`helpers.atomic`).
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
-import os
 import pickle
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+from helpers.atomic import atomic_path
 from helpers.recommenders.base import FitData, Recommender
 
 SUBDIR = "models"
@@ -100,11 +99,8 @@ def store(model: Recommender, fit: FitData, name: str, params: dict) -> Path | N
     for other in path.parent.parent.iterdir():  # older data or code: never read again
         if other.is_dir() and other != path.parent:
             shutil.rmtree(other, ignore_errors=True)
-    buf = io.BytesIO()
-    _Pickler(buf, fit).dump(model)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(buf.getvalue())
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp, tmp.open("wb") as f:
+        _Pickler(f, fit).dump(model)
     return path
 
 

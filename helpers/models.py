@@ -11,7 +11,6 @@ test window once (:func:`evaluate_models`).
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from helpers import model_cache
+from helpers.atomic import write_text
 from helpers.evaluation import catalog_coverage, evaluate_model, predictions_frame, summarize
 from helpers.experiment import Stage, best_params, expand_grid, grid_search
 from helpers.recommenders.als import ALS
@@ -108,12 +108,7 @@ def tune(name: str, stage: Stage, candidates: list[dict] | None = None, log=None
 
 
 def write_json(obj, path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=str))
-    os.replace(tmp, path)
-    return path
+    return write_text(path, json.dumps(obj, indent=2, default=str))
 
 
 def save_tuning(best: dict[str, dict], tables_dir) -> Path:

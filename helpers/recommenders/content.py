@@ -171,7 +171,7 @@ class ContentTFIDF(FallbackMixin, Recommender):
         out = np.empty((queries.shape[0], candidates.shape[0]), dtype=np.float32)
 
         def block(a, b):
-            out[a:b] = (candidates @ queries[a:b].toarray().T).T
+            out[a:b] = _cosine_block(queries[a:b], candidates)
 
         map_blocks(block, queries.shape[0], self.chunk_size, self.num_threads)
         return out
@@ -242,7 +242,7 @@ class ContentTFIDF(FallbackMixin, Recommender):
         uq = queries[first]
 
         def block(a, b):
-            s = (cand @ uq[a:b].toarray().T).T
+            s = _cosine_block(uq[a:b], cand)
             s[s <= 0] = -np.inf
             g_idx[a:b], g_val[a:b] = top_k(s, kk)
 
@@ -255,6 +255,11 @@ class ContentTFIDF(FallbackMixin, Recommender):
         out_ids[:, :k_eff] = np.where(np.isfinite(val), cand_ids[idx], -1)
         out_scores[:, :k_eff] = np.where(np.isfinite(val), val, -np.inf)
         return out_ids, out_scores
+
+
+def _cosine_block(queries: sp.csr_matrix, candidates: sp.csr_matrix) -> np.ndarray:
+    """Dense ``queries @ candidates.T`` for one block of queries (densified, times the sparse candidates)."""
+    return (candidates @ queries.toarray().T).T
 
 
 def _distinct_rows(m: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
