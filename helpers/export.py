@@ -209,8 +209,13 @@ class ProductionModel:
 
 
 def fit_production(tables: dict, tuning: dict, fingerprint: str | None = None, seed: int = 0,
-                   log=None) -> ProductionModel:
-    """Refit the tuned hybrids (``all`` and ``new``) and the cold-start models on all data."""
+                   log=None, tables_dir=None) -> ProductionModel:
+    """Refit the tuned hybrids (``all`` and ``new``) and the cold-start models on all data.
+
+    A hybrid with a learned re-ranker reuses the ranker trained by the hybrid notebook
+    (``<tables_dir>/hybrid_ranker_<protocol>.pkl``; its features are relative to the
+    scoring date, so it applies to the all-data fit) with every component it was trained on.
+    """
     from helpers.recommenders.content import ContentTFIDF
     from helpers.segments import compute_segments
 
@@ -232,11 +237,13 @@ def fit_production(tables: dict, tuning: dict, fingerprint: str | None = None, s
     for protocol in models.PROTOCOLS:
         t1 = time.perf_counter()
         cfg = hyb[protocol]
-        names = [n for n in cfg["components"] if _weights_used(cfg["weights"], n)]
+        ranker = models.load_ranker(cfg, tables_dir or config.TABLES_DIR)
+        names = [n for n in cfg["components"] if ranker is not None or _weights_used(cfg["weights"], n)]
         comps = models.fit_components(tuned, fit, protocol, names, cache)
         rules = Rules(**cfg.get("rules", {}))
         hybrids[protocol] = Hybrid({n: _Memo(c) for n, c in comps.items()}, cfg["weights"], rules,
-                                   int(cfg.get("light_max_baskets", 5))).fit(fit)
+                                   int(cfg.get("light_max_baskets", 5)), ranker=ranker,
+                                   pool_size=int(cfg.get("pool_size", 100))).fit(fit)
         if "segmented_popularity" in tuned and protocol in tuned["segmented_popularity"]:
             cold[protocol] = models.make_model("segmented_popularity", tuned["segmented_popularity"][protocol], fit)
         else:
@@ -610,8 +617,11 @@ def recommendations_schema(top_n: int) -> dict:
             "rank": {"type": "integer", "minimum": 1, "maximum": MAX_K, "description": "1 = best."},
             "product_id": {**ident, "description": "Recommended product id (dim_product.product_id)."},
             "score": {"type": "number", "description": "Hybrid score (weighted min-max normalized component "
-                                                       "scores times business-rule multipliers); higher is better; "
-                                                       "comparable within one customer's list only."},
+                                                       "scores, or, where the hybrid has a learned re-ranker, "
+                                                       "1 + sum of weights + its purchase probability for the "
+                                                       "re-ranked candidates; times business-rule multipliers); "
+                                                       "higher is better; comparable within one customer's list "
+                                                       "only."},
             "reason": {"type": "string", "pattern": REASON_PATTERN,
                        "description": "buy_again | similar_to:<product_id> | "
                                       "popular_in_segment:<segment_type>=<segment> | trending."},
@@ -731,7 +741,7 @@ def export(processed_dir=None, tables_dir=None, export_dir=None, top_n: int = 10
                                   "dim_promotion", "customer_exposure")) else None
     timings["load_s"] = round(time.perf_counter() - t_start, 2)
 
-    model = fit_production(tables, tuning, fingerprint, seed, log=log)
+    model = fit_production(tables, tuning, fingerprint, seed, log=log, tables_dir=tables_dir or config.TABLES_DIR)
     timings.update(model.timings)
     fit = model.fit
     products = ProductLookup(tables["dim_product"])

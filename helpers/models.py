@@ -283,7 +283,8 @@ def fit_components(tuning: dict, fit_data: FitData, protocol: str, names=HYBRID_
 
 def run_hybrid(valid: Stage, test: Stage, tables_dir, names=HYBRID_COMPONENTS, rules=None, rule_variants=None,
                pool_size: int = 100, n_trials: int = 300, by_history: bool = True, light_max_baskets: int = 5,
-               n_boot: int = 1000, seed: int = 0, log=None, earlier: list[Stage] | tuple = ()) -> dict:
+               n_boot: int = 1000, seed: int = 0, log=None, earlier: list[Stage] | tuple = (),
+               ranker: dict | None = None) -> dict:
     """Search the hybrid weights on validation per protocol, measure each business rule, score test once.
 
     ``earlier`` (see :func:`earlier_stages`) adds validation windows before the
@@ -291,6 +292,15 @@ def run_hybrid(valid: Stage, test: Stage, tables_dir, names=HYBRID_COMPONENTS, r
     parameters, and the weights maximize the mean NDCG@5 over the customers of every
     window (rolling origin), so that they do not fit one month's noise. Rules are
     priced on the validation window.
+
+    ``ranker`` (keyword arguments of :class:`~helpers.recommenders.ranker.Ranker`; None:
+    off) offers a learned re-ranker of the candidates in protocol ``all`` (repeat purchases,
+    where its timing features exist). It is chosen on validation, never on test: a ranker
+    trained on the earlier windows and a blend whose weights are searched on the same
+    earlier windows both rank the validation window's candidates, and the ranker is used
+    only if it scores higher (``selection`` in the result). The kept ranker is then
+    retrained on every window, validation included, and pickled to
+    ``hybrid_ranker_<protocol>.pkl``. It needs ``earlier``.
 
     ``rules`` (a :class:`~helpers.recommenders.hybrid.Rules`) is applied to the final model;
     ``rule_variants`` (name -> Rules) are each measured on validation against no rule.
@@ -300,24 +310,52 @@ def run_hybrid(valid: Stage, test: Stage, tables_dir, names=HYBRID_COMPONENTS, r
     from dataclasses import asdict
 
     from helpers.recommenders.hybrid import CandidatePool, Hybrid, Rules, search_weights
+    from helpers.recommenders.ranker import PairHistory, Ranker, pool_examples
 
+    if ranker is not None and not earlier:
+        raise ValueError("the ranker is chosen on validation after training on earlier windows: "
+                         "pass earlier stages (weight_windows >= 2)")
     tables_dir = Path(tables_dir)
     tuning = load_tuning(tables_dir)
     rules = rules or Rules()
-    weights, trials, rule_rows = {}, [], []
+    weights, trials, rule_rows, selection, rankers = {}, [], [], [], {}
     caches: dict = {stage.name: {} for stage in (valid, *earlier)}
+    search = dict(n_trials=n_trials, seed=seed, by_history=by_history, light_max_baskets=light_max_baskets)
     for protocol in PROTOCOLS:
         comps = fit_components(tuning, valid.fit, protocol, names, caches[valid.name])
         pool = CandidatePool(comps, valid.fit, valid.relevance, protocol, pool_size=pool_size)
-        search_pool = CandidatePool.concat([pool] + [
-            CandidatePool(fit_components(tuning, st.fit, protocol, names, caches[st.name]), st.fit, st.relevance,
-                          protocol, pool_size=pool_size) for st in earlier]) if earlier else pool
-        weights[protocol], log_table = search_weights(search_pool, n_trials=n_trials, seed=seed,
-                                                      by_history=by_history, light_max_baskets=light_max_baskets)
+        early = [CandidatePool(fit_components(tuning, st.fit, protocol, names, caches[st.name]), st.fit,
+                               st.relevance, protocol, pool_size=pool_size) for st in earlier]
+        search_pool = CandidatePool.concat([pool] + early) if earlier else pool
+        weights[protocol], log_table = search_weights(search_pool, **search)
         log_table.insert(0, "protocol", protocol)
         trials.append(log_table)
+        base = None
+        if ranker is not None and protocol == "all":
+            histories = [PairHistory.from_fit(st.fit) for st in earlier]
+            train = [pool_examples(p, h) for p, h in zip(early, histories)]
+            labels = np.concatenate([ex.y[ex.valid] for ex in train])
+            if labels.all() or not labels.any():
+                raise ValueError("the earlier windows' candidates are all bought or none is: "
+                                 "too little data to train the ranker (turn it off)")
+            held_out = Ranker(**ranker).fit(train)
+            valid_examples = pool_examples(pool, PairHistory.from_fit(valid.fit))
+            held_scores = held_out.predict(valid_examples.x).reshape(pool.cands.shape)
+            early_weights, _ = search_weights(CandidatePool.concat(early) if len(early) > 1 else early[0], **search)
+            blend_value = pool.evaluate(pool.weight_matrix(early_weights, light_max_baskets))
+            ranker_value = pool.evaluate_scores(held_scores)
+            use = ranker_value > blend_value
+            selection += [{"protocol": protocol, "method": "weighted blend", "valid NDCG@5": blend_value,
+                           "chosen": not use},
+                          {"protocol": protocol, "method": "learned re-ranker", "valid NDCG@5": ranker_value,
+                           "chosen": use}]
+            if use:
+                base = held_scores
+                rankers[protocol] = Ranker(**ranker).fit(train + [valid_examples])
+            if log:
+                log(f"{protocol}: held-out validation NDCG@5 blend {blend_value:.4f}, ranker {ranker_value:.4f}")
         for label, variant in {"no rule": Rules(), **(rule_variants or {})}.items():
-            value = pool.evaluate_rules(weights[protocol], variant, valid.fit, light_max_baskets)
+            value = pool.evaluate_rules(weights[protocol], variant, valid.fit, light_max_baskets, base=base)
             rule_rows.append({"rule": label, "protocol": protocol, "valid NDCG@5": value})
         if log:
             log(f"{protocol}: weights {weights[protocol]}")
@@ -325,12 +363,47 @@ def run_hybrid(valid: Stage, test: Stage, tables_dir, names=HYBRID_COMPONENTS, r
     models = {}
     for protocol in PROTOCOLS:
         comps = fit_components(tuning, test.fit, protocol, names, test_cache)
-        models[("hybrid", protocol)] = Hybrid(comps, weights[protocol], rules, light_max_baskets).fit(test.fit)
+        models[("hybrid", protocol)] = Hybrid(comps, weights[protocol], rules, light_max_baskets,
+                                              ranker=rankers.get(protocol), pool_size=pool_size).fit(test.fit)
     metrics, predictions, _ = evaluate_models(models, test, test.fit.segments, n_boot=n_boot, seed=seed)
     metrics.to_csv(tables_dir / "metrics_hybrid.csv", index=False)
     predictions.to_parquet(tables_dir / "predictions_hybrid.parquet", index=False)
-    config = {p: {"weights": weights[p], "rules": asdict(rules), "light_max_baskets": light_max_baskets,
-                  "components": list(fit_components(tuning, test.fit, p, names, test_cache))} for p in PROTOCOLS}
+    config = {}
+    for p in PROTOCOLS:
+        config[p] = {"weights": weights[p], "rules": asdict(rules), "light_max_baskets": light_max_baskets,
+                     "components": list(fit_components(tuning, test.fit, p, names, test_cache)),
+                     "pool_size": pool_size, "ranker": None}
+        file = f"hybrid_ranker_{p}.pkl"
+        if p not in rankers:
+            (tables_dir / file).unlink(missing_ok=True)  # a previous run's ranker is not this config's
+        else:
+            save_ranker(rankers[p], tables_dir / file)
+            config[p]["ranker"] = {"file": file, "params": dict(ranker), "trained_pairs": rankers[p].n_train_}
     save_tuning({"hybrid": config}, tables_dir)
     return {"weights": weights, "trials": pd.concat(trials, ignore_index=True), "rules": pd.DataFrame(rule_rows),
+            "selection": pd.DataFrame(selection, columns=["protocol", "method", "valid NDCG@5", "chosen"]),
             "metrics": metrics, "predictions": predictions, "config": config}
+
+
+def save_ranker(ranker, path) -> Path:
+    """Pickle a fitted ranker (written to a temporary file, then renamed)."""
+    import pickle
+
+    from helpers.atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(pickle.dumps(ranker, protocol=pickle.HIGHEST_PROTOCOL))
+    return Path(path)
+
+
+def load_ranker(config: dict, tables_dir):
+    """The ranker of a protocol's ``hybrid`` config (None when it has none)."""
+    import pickle
+
+    spec = config.get("ranker")
+    if not spec:
+        return None
+    path = Path(tables_dir) / spec["file"]
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: the hybrid's ranker is missing; rerun the hybrid notebook (06)")
+    return pickle.loads(path.read_bytes())

@@ -338,7 +338,7 @@ def test_basket_components_match_the_library(world):
 
     tables = load_tables(world["processed"], names=("fact_transactions", "dim_customer", "dim_product",
                                                     "customer_exposure"))
-    model = fit_production(tables, load_tuning(world["tables"]))
+    model = fit_production(tables, load_tuning(world["tables"]), tables_dir=world["tables"])
     comps = model.components("all")
     store = ExportStore(world["out"])
     basket = model.fit.item_ids[[0, 5, 9]].tolist()

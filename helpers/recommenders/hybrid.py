@@ -42,6 +42,7 @@ import scipy.sparse as sp
 
 from helpers.evaluation import compute_metrics, evaluation_set
 from helpers.recommenders.base import FitData, Recommender, map_blocks, mask_excluded, n_threads, top_k
+from helpers.recommenders.ranker import PairHistory, Ranker, candidates, design
 
 
 def minmax_rows(scores: np.ndarray) -> np.ndarray:
@@ -180,12 +181,16 @@ class Hybrid(Recommender):
     name = "hybrid"
 
     def __init__(self, components: dict[str, Recommender], weights: dict, rules: Rules | None = None,
-                 light_max_baskets: int = 5, threads: int = 0):
+                 light_max_baskets: int = 5, threads: int = 0, ranker: Ranker | None = None,
+                 pool_size: int = 100, ranker_chunk: int = 256):
         self.components = components
         self.weights = weights
         self.rules = rules or Rules()
         self.light_max_baskets = light_max_baskets
         self.threads = threads  # components scored at once (0 = every core); same scores whatever it is
+        self.ranker = ranker  # a fitted Ranker re-orders each customer's candidates (module doc)
+        self.pool_size = pool_size
+        self.ranker_chunk = ranker_chunk  # rows whose component matrices are held at once
 
     def fit(self, data: FitData) -> Hybrid:
         """Components must already be fitted on ``data`` (they are reused across weight trials)."""
@@ -194,6 +199,8 @@ class Hybrid(Recommender):
         self._baskets = history_baskets(data)
         if self.rules.max_per_category:
             self._categories = category_codes(data)
+        if self.ranker is not None:
+            self._history = PairHistory.from_fit(data)
         return self
 
     def _row_weights(self, rows: np.ndarray) -> np.ndarray:
@@ -221,6 +228,8 @@ class Hybrid(Recommender):
         ``threads`` component matrices are held besides the total.
         """
         rows = np.asarray(rows)
+        if self.ranker is not None:
+            return self._ranked_score(rows)
         w = self._row_weights(rows)
         total = np.zeros((len(rows), self.data.n_items), dtype=np.float32)
         comps = list(self.components.values())
@@ -240,6 +249,37 @@ class Hybrid(Recommender):
         total *= self._mult[None, :]
         total[:, ~self._allowed] = -np.inf
         return total
+
+    def _ranked_score(self, rows: np.ndarray) -> np.ndarray:
+        """With a ranker: each customer's candidates score ``1 + sum(w) + p`` (``p`` the
+        ranker's purchase probability), above every other product, which keeps its blend
+        score (at most ``sum(w)``); then the rules' multiplier and mask. Rows are done
+        ``ranker_chunk`` at a time so that only that many rows of every component are held."""
+        out = np.empty((len(rows), self.data.n_items), dtype=np.float32)
+        comps = list(self.components.values())
+        with ThreadPoolExecutor(n_threads(self.threads)) as ex:
+            for a in range(0, len(rows), self.ranker_chunk):
+                r = rows[a:a + self.ranker_chunk]
+                normed = list(ex.map(lambda c, r=r: minmax_rows(c.score(r)), comps))
+                w = self._row_weights(r)
+                total = out[a:a + len(r)]
+                total[:] = 0.0
+                for j, s in enumerate(normed):
+                    if np.any(w[:, j]):
+                        total += w[:, j][:, None] * np.where(np.isfinite(s), s, 0.0)
+                cands, stacked = candidates(normed, self.pool_size)
+                del normed
+                p = self.ranker.predict(design(self._history, r, cands, stacked)).reshape(cands.shape)
+                # a repeated column (sentinel -inf in every component) takes its first occurrence's value
+                dup = np.zeros(cands.shape, dtype=bool)
+                dup[:, 1:] = cands[:, 1:] == cands[:, :-1]
+                first = np.maximum.accumulate(np.where(dup, 0, np.arange(cands.shape[1])), axis=1)
+                p = np.take_along_axis(p, first, axis=1)
+                offset = 1.0 + w.sum(axis=1, dtype=np.float32)
+                np.put_along_axis(total, cands, offset[:, None] + p, axis=1)
+        out *= self._mult[None, :]
+        out[:, ~self._allowed] = -np.inf
+        return out
 
     def rank(self, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         if self.rules.max_per_category:
@@ -268,13 +308,7 @@ class CandidatePool:
                 if es.exclude is not None:
                     mask_excluded(s, data, r, es.exclude, sl)
                 normed[name] = s
-            cands = np.concatenate([top_k(s, pool_size)[0] for s in normed.values()], axis=1)
-            cands = np.sort(cands, axis=1)
-            # de-duplicate per row: repeated columns get a sentinel that is masked out
-            dup = np.zeros_like(cands, dtype=bool)
-            dup[:, 1:] = cands[:, 1:] == cands[:, :-1]
-            stacked = np.stack([np.take_along_axis(s, cands, axis=1) for s in normed.values()], axis=2)
-            stacked[dup] = -np.inf
+            cands, stacked = candidates(list(normed.values()), pool_size)
             cand_parts[a // chunk_size], score_parts[a // chunk_size] = cands, stacked
 
         map_blocks(block, n, chunk_size, threads)
@@ -317,16 +351,20 @@ class CandidatePool:
         return row_weights(weights, self.names, self.baskets, light_max_baskets)
 
     def evaluate_rules(self, weights: dict, rules: Rules, data: FitData, light_max_baskets: int = 5,
-                       metric: str = "ndcg") -> float:
+                       metric: str = "ndcg", base: np.ndarray | None = None) -> float:
         """Mean ``metric@k`` of the blend with business rules, re-ranked within the pool.
 
         The rule's item multiplier and availability mask apply to the pooled
         candidates, and the diversity cap re-ranks them greedily, as
         :class:`Hybrid` does on the whole catalog; items outside every
         component's top ``pool_size`` are never recommended (as in the weight search).
+        ``base`` (customers x candidates, e.g. a ranker's probabilities) replaces the
+        blend when given.
         """
-        w = self.weight_matrix(weights, light_max_baskets)
-        blend = np.einsum("ncj,nj->nc", self.scores, w)
+        if base is None:
+            blend = np.einsum("ncj,nj->nc", self.scores, self.weight_matrix(weights, light_max_baskets))
+        else:
+            blend = np.where(self.valid_slots(), np.asarray(base, dtype=np.float32), -1e9)
         mult, allowed = rules.item_multiplier_and_mask(data)
         blend *= mult[self.cands]
         blend[~allowed[self.cands] | (blend < -1e8)] = -np.inf
@@ -342,6 +380,15 @@ class CandidatePool:
         cols = np.where(np.isfinite(picked), cols, -1)
         res = compute_metrics(cols, self.relevance.matrix, self.relevance.n_relevant, ks=(self.k,))
         return float(np.mean(res[(metric, self.k)])) if len(self.rows) else 0.0
+
+    def valid_slots(self) -> np.ndarray:
+        """(customers, candidates): real candidates (not a repeated column or padding)."""
+        return self.scores.max(axis=2) > -1e8
+
+    def evaluate_scores(self, scores: np.ndarray, metric: str = "ndcg") -> float:
+        """Mean ``metric@k`` of ranking each customer's candidates by ``scores`` (customers x candidates)."""
+        s = np.where(self.valid_slots(), np.asarray(scores, dtype=np.float32), -1e9).astype(np.float32)
+        return _View.of(self).rank_and_score(s, metric)
 
     def evaluate(self, weights: np.ndarray, metric: str = "ndcg") -> float:
         """Mean ``metric@k`` of the blend; ``weights`` is (n_customers, n_components) or (n_components,)."""
