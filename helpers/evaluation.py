@@ -194,33 +194,73 @@ def evaluation_set(fit_user_items: sp.spmatrix, relevance: Relevance, protocol: 
 
 
 # ------------------------------------------------------------------- metrics
+_BLOCK_BYTES = 1 << 22  # membership buffer: one byte per (customer row, catalog item) cell of a block
+_GROUP_BLOCKS = 16  # blocks whose buffer positions are computed in one call
+
+
 def hit_matrix(topk_items: np.ndarray, relevance: sp.spmatrix) -> np.ndarray:
     """Boolean ``(n, K)``: is slot ``(u, i)`` a relevant item?
 
-    Vectorized: every (row, col) becomes the key ``row * n_items + col``; the
-    relevant keys of a CSR with sorted indices are globally sorted, so one
-    ``searchsorted`` answers all slots at once.
+    Block-dense membership test. Customer rows are taken in blocks of ``B`` rows,
+    ``B`` such that a dense ``B x (n_items + 1)`` byte buffer is about
+    ``_BLOCK_BYTES`` (4 MiB: it stays in cache). Block number ``b`` writes its
+    relevant ``(row, item)`` cells with the stamp ``b % 255 + 1`` (one scatter),
+    then reads the cell of every top-K slot (one gather): a slot is a hit when its
+    cell holds the current stamp. Cells left by earlier blocks hold older stamps,
+    so no clean-up pass is needed; the buffer is zeroed only when the stamps
+    wrap around, every 255 blocks. Cell 0 of each buffer row belongs to the empty
+    slot (``-1``) and is never stamped.
     """
-    return _hits(np.asarray(topk_items, dtype=np.int64), _binary(relevance))
+    topk = np.asarray(topk_items, dtype=np.int64)
+    if topk.ndim != 2 or topk.shape[0] != relevance.shape[0]:
+        raise ValueError("topk_items must be 2-D with one row per relevance row")
+    return _hits(topk, _binary(relevance))
 
 
-def _hits(topk: np.ndarray, rel: sp.csr_matrix) -> np.ndarray:
+def _hits(topk: np.ndarray, rel: sp.csr_matrix, block_rows: int | None = None) -> np.ndarray:
+    """Membership of ``topk`` (int, ``(n, K)``, negative = empty) in the rows of CSR ``rel``
+    (see :func:`hit_matrix`). ``rel`` may hold duplicate or unsorted indices (only
+    membership is read) but no stored zeros. ``block_rows`` sets ``B`` (tests)."""
     n, n_items = rel.shape
-    if topk.size and topk.max() >= n_items:
+    hits = np.zeros(topk.shape, dtype=bool)
+    if topk.size == 0:
+        return hits
+    if topk.max() >= n_items:
         raise ValueError("topk_items holds a column index outside the catalog")
-    rel_keys = np.repeat(np.arange(n, dtype=np.int64) * n_items, np.diff(rel.indptr)) + rel.indices
-    keys = np.arange(n, dtype=np.int64)[:, None] * n_items + topk
-    if len(rel_keys) == 0:
-        return np.zeros(topk.shape, dtype=bool)
-    pos = np.minimum(np.searchsorted(rel_keys, keys), len(rel_keys) - 1)
-    return (rel_keys[pos] == keys) & (topk >= 0)
+    if topk.min() < -1:
+        topk = np.maximum(topk, -1)  # every negative value is an empty slot
+    if rel.nnz == 0:
+        return hits
+    stride = n_items + 1
+    rows = min(n, max(1, int(block_rows) if block_rows else _BLOCK_BYTES // stride))
+    offset = (np.arange(n, dtype=np.intp) % rows) * stride + 1  # item 0's cell, per customer row
+    indptr, indices = rel.indptr, rel.indices
+    counts = np.diff(indptr)
+    starts = list(range(0, n, rows)) + [n]  # block b: rows [starts[b], starts[b + 1])
+    ptr = indptr[starts].tolist()
+    n_blocks = len(starts) - 1
+    buf = np.zeros(rows * stride, dtype=np.uint8)
+    for g0 in range(0, n_blocks, _GROUP_BLOCKS):
+        g1 = min(g0 + _GROUP_BLOCKS, n_blocks)
+        r0, r1, p0 = starts[g0], starts[g1], ptr[g0]
+        keys = np.repeat(offset[r0:r1], counts[r0:r1])  # cells of the relevant pairs
+        keys += indices[p0:ptr[g1]]
+        slots = topk[r0:r1] + offset[r0:r1, None]  # cells of the top-K slots
+        for b in range(g0, g1):
+            stamp = b % 255 + 1
+            if stamp == 1 and b:
+                buf.fill(0)
+            buf[keys[ptr[b] - p0:ptr[b + 1] - p0]] = stamp
+            s, e = starts[b] - r0, starts[b + 1] - r0
+            np.equal(buf.take(slots[s:e], mode="clip"), stamp, out=hits[r0 + s:r0 + e])
+    return hits
 
 
 def compute_metrics(topk_items: np.ndarray, relevance: sp.spmatrix, n_relevant, ks=(5, 10)) -> dict:
     """Per-customer ``{(metric, k): ndarray}`` for ``METRICS`` and each ``k``.
 
     ``topk_items`` holds catalog column indices, ``-1`` for an empty slot; rows
-    shorter than ``k`` count as padded with empty slots.
+    shorter than ``k`` count as padded with empty slots. Hits: :func:`hit_matrix`.
     """
     topk = np.asarray(topk_items, dtype=np.int64)
     if topk.ndim != 2:

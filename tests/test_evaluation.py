@@ -12,6 +12,7 @@ import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import helpers.evaluation as ev
 from helpers.evaluation import (
     SUMMARY_COLUMNS,
     Relevance,
@@ -102,6 +103,63 @@ def test_unsorted_duplicate_csr_and_bad_n_relevant():
     assert m[("recall", 3)][0] == 1.0
     with pytest.raises(ValueError):
         compute_metrics(np.array([[5, 1, 0]]), rel, np.array([1]), ks=(3,))
+
+
+# ---------------------------------------------------- hit matrix (block-dense)
+def random_hits_case(seed, n=700, n_items=40, k=10, density=0.1):
+    """Top-k rows (distinct items, ~15% empty slots), a 0/1 relevance matrix and its row sets."""
+    rng = np.random.default_rng(seed)
+    topk = np.stack([rng.choice(n_items, size=k, replace=False) for _ in range(n)])
+    topk[rng.random(topk.shape) < 0.15] = -1
+    dense = rng.random((n, n_items)) < density
+    dense[rng.random(n) < 0.1] = False  # customers without relevant catalog items
+    rows_items = [set(np.flatnonzero(r).tolist()) for r in dense]
+    return topk, sp.csr_matrix(dense.astype(np.float32)), rows_items
+
+
+def brute_hits(topk, rows_items):
+    return np.array([[bool(item >= 0 and item in s) for item in row] for row, s in zip(topk.tolist(), rows_items)])
+
+
+@pytest.mark.parametrize("block_rows", [1, 2, 3, 7, 64, 699, 700, None])
+def test_hits_equal_set_membership(block_rows):
+    # 700 rows in blocks of 1: 700 blocks, the stamps wrap around twice
+    topk, rel, rows_items = random_hits_case(block_rows or 0)
+    expected = brute_hits(topk, rows_items)
+    got = ev._hits(topk, rel, block_rows=block_rows)
+    assert got.dtype == bool and got.shape == topk.shape
+    np.testing.assert_array_equal(got, expected)
+    assert expected.any() and (~expected).any()
+
+
+def test_hits_stale_stamps_never_count():
+    # One row per block: every customer uses the same buffer row. Customer j's one relevant
+    # item is j % 300 (no other customer in between writes that cell); it also recommends
+    # the items of customers j - 1 and j - 255 (the block with the same stamp before the
+    # stamps wrap), which are not its own.
+    n, m = 700, 300
+    j = np.arange(n)
+    rel = sp.csr_matrix((np.ones(n), j % m, np.arange(n + 1)), shape=(n, m))
+    topk = np.stack([(j - 1) % m, (j - 255) % m, j % m], axis=1)
+    want = np.zeros(topk.shape, dtype=bool)
+    want[:, 2] = True
+    np.testing.assert_array_equal(brute_hits(topk, [{i % m} for i in j]), want)
+    np.testing.assert_array_equal(ev._hits(topk, rel, block_rows=1), want)
+
+
+def test_hits_empty_slots_and_bounds():
+    rel = sp.csr_matrix(np.array([[1, 0, 0, 1], [0, 1, 0, 0], [1, 1, 1, 1]], dtype=np.float32))
+    topk = np.array([[3, -1, 0], [-5, 1, -1], [-1, -1, -1]])  # any negative value is an empty slot
+    want = [[True, False, True], [False, True, False], [False, False, False]]
+    for block_rows in (1, 2, None):
+        assert ev._hits(topk, rel, block_rows=block_rows).tolist() == want
+    assert hit_matrix(topk, rel).tolist() == want
+    assert not ev._hits(topk, sp.csr_matrix((3, 4), dtype=np.float32)).any()
+    assert ev._hits(np.zeros((3, 0), dtype=np.int64), rel).shape == (3, 0)
+    with pytest.raises(ValueError, match="outside the catalog"):
+        hit_matrix(np.array([[4, 0], [0, 0], [0, 0]]), rel)
+    with pytest.raises(ValueError, match="one row per relevance row"):
+        hit_matrix(np.array([[0, 1]]), rel)
 
 
 def test_catalog_coverage():
