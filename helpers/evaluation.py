@@ -198,6 +198,16 @@ _BLOCK_BYTES = 1 << 22  # membership buffer: one byte per (customer row, catalog
 _GROUP_BLOCKS = 16  # blocks whose buffer positions are computed in one call
 
 
+def _relevance_csr(relevance: sp.spmatrix) -> sp.csr_matrix:
+    """``relevance`` itself when it is a canonical CSR (sorted, unique indices) with every
+    stored value > 0, else its :func:`_binary` copy: either way, the stored columns of
+    row ``u`` are exactly its relevant items, once each."""
+    if (sp.issparse(relevance) and relevance.format == "csr" and relevance.has_canonical_format
+            and bool((relevance.data > 0).all())):
+        return relevance
+    return _binary(relevance)
+
+
 def hit_matrix(topk_items: np.ndarray, relevance: sp.spmatrix) -> np.ndarray:
     """Boolean ``(n, K)``: is slot ``(u, i)`` a relevant item?
 
@@ -214,7 +224,7 @@ def hit_matrix(topk_items: np.ndarray, relevance: sp.spmatrix) -> np.ndarray:
     topk = np.asarray(topk_items, dtype=np.int64)
     if topk.ndim != 2 or topk.shape[0] != relevance.shape[0]:
         raise ValueError("topk_items must be 2-D with one row per relevance row")
-    return _hits(topk, _binary(relevance))
+    return _hits(topk, _relevance_csr(relevance))
 
 
 def _hits(topk: np.ndarray, rel: sp.csr_matrix, block_rows: int | None = None) -> np.ndarray:
@@ -275,7 +285,7 @@ def compute_metrics(topk_items: np.ndarray, relevance: sp.spmatrix, n_relevant, 
     topk = topk[:, :kmax]
     if topk.shape[1] < kmax:
         topk = np.hstack([topk, np.full((n, kmax - topk.shape[1]), -1, dtype=np.int64)])
-    rel = _binary(relevance)
+    rel = _relevance_csr(relevance)
     hits = _hits(topk, rel)
     if np.any(np.diff(rel.indptr) > n_rel):
         raise ValueError("n_relevant is smaller than the number of relevant catalog items")

@@ -162,6 +162,55 @@ def test_hits_empty_slots_and_bounds():
         hit_matrix(np.array([[0, 1]]), rel)
 
 
+def non_canonical(rel: sp.csr_matrix, seed: int) -> sp.csr_matrix:
+    """The same relevant set as 0/1 ``rel``, stored with split duplicates, unsorted indices,
+    explicit zeros and entries that cancel out."""
+    rng = np.random.default_rng(seed)
+    r, c = rel.nonzero()
+    n, n_items = rel.shape
+    zr, zc = rng.integers(0, n, size=200), rng.integers(0, n_items, size=200)
+    zc = np.where(np.asarray(rel[zr, zc]).ravel() > 0, (zc + 1) % n_items, zc)  # try to avoid relevant cells
+    keep = np.asarray(rel[zr, zc]).ravel() == 0
+    zr, zc = zr[keep], zc[keep]
+    rows = np.r_[r, r, zr, zr[:50], zr[:50]]
+    cols = np.r_[c, c, zc, zc[:50], zc[:50]]
+    data = np.r_[np.full(len(r), 0.25), np.full(len(r), 0.75), np.zeros(len(zr)), np.ones(50), -np.ones(50)]
+    order = rng.permutation(len(rows))
+    rows, cols, data = rows[order], cols[order], data[order]
+    # a CSR built by hand keeps the order of the triples (duplicates and all)
+    by_row = np.argsort(rows, kind="stable")
+    indptr = np.r_[0, np.cumsum(np.bincount(rows, minlength=n))]
+    out = sp.csr_matrix((data[by_row], cols[by_row], indptr), shape=rel.shape)
+    assert not out.has_canonical_format
+    return out
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_non_canonical_relevance_gives_the_canonical_result(seed):
+    topk, rel, rows_items = random_hits_case(seed, n=300)
+    n_rel = np.array([len(s) for s in rows_items]) + 1
+    messy = non_canonical(rel, seed)
+    before = (messy.data.copy(), messy.indices.copy(), messy.indptr.copy())
+    assert ev._relevance_csr(rel) is rel  # canonical with positive values: used as is
+    assert ev._relevance_csr(messy) is not messy
+    want = compute_metrics(topk, rel, n_rel, ks=(5, 10))
+    for variant in (messy, messy.tocoo(), sp.csr_array(messy), messy.tocsc()):
+        np.testing.assert_array_equal(hit_matrix(topk, variant), brute_hits(topk, rows_items))
+        got = compute_metrics(topk, variant, n_rel, ks=(5, 10))
+        for key in want:
+            np.testing.assert_array_equal(got[key], want[key])
+    for a, b in zip(before, (messy.data, messy.indices, messy.indptr)):
+        np.testing.assert_array_equal(a, b)  # the input is not modified
+    # a canonical matrix with a stored zero is not taken as is
+    zero = rel.copy()
+    zero.data[0] = 0.0
+    assert zero.has_canonical_format and ev._relevance_csr(zero) is not zero
+    rows_items_zero = [set(s) for s in rows_items]
+    r0 = int(np.searchsorted(zero.indptr, 0, side="right") - 1)
+    rows_items_zero[r0].discard(int(zero.indices[0]))
+    np.testing.assert_array_equal(hit_matrix(topk, zero), brute_hits(topk, rows_items_zero))
+
+
 def test_catalog_coverage():
     assert catalog_coverage(np.array([[0, 1, -1], [1, 2, 3]]), 8) == pytest.approx(4 / 8)
 
