@@ -279,6 +279,7 @@ def compute_metrics(topk_items: np.ndarray, relevance: sp.spmatrix, n_relevant, 
     n_rel = np.asarray(n_relevant, dtype=np.float64)
     if relevance.shape[0] != n or n_rel.shape != (n,):
         raise ValueError("topk_items, relevance and n_relevant must have one row per customer")
+    ks = tuple(ks)
     kmax = max(ks)
     if min(ks) < 1:
         raise ValueError("every k must be >= 1")
@@ -289,19 +290,29 @@ def compute_metrics(topk_items: np.ndarray, relevance: sp.spmatrix, n_relevant, 
     hits = _hits(topk, rel)
     if np.any(np.diff(rel.indptr) > n_rel):
         raise ValueError("n_relevant is smaller than the number of relevant catalog items")
-    cum_hits = np.cumsum(hits, axis=1, dtype=np.float64)
     disc = 1.0 / np.log2(np.arange(2, kmax + 2))
-    cum_dcg = np.cumsum(hits * disc, axis=1)
     cum_disc = np.concatenate([[0.0], np.cumsum(disc)])  # cum_disc[j] = IDCG with j hits
+    # hits@k and DCG@k: running sums over the ranks, one contiguous rank at a time
+    # (the same additions, in the same order, as a cumulative sum along each row)
+    by_rank = np.ascontiguousarray(hits.T).view(np.uint8)
+    run_hits = np.zeros(n, dtype=np.min_scalar_type(kmax))
+    run_dcg, gain = np.zeros(n), np.empty(n)
+    at_k = {}
+    for j in range(kmax):
+        run_hits += by_rank[j]
+        np.multiply(by_rank[j], disc[j], out=gain)
+        run_dcg += gain
+        if j + 1 in ks:
+            at_k[j + 1] = (run_hits.astype(np.float64), run_dcg.copy())
     has_rel = n_rel > 0
     safe_rel = np.where(has_rel, n_rel, 1.0)
     out = {}
     for k in ks:
-        h = cum_hits[:, k - 1]
+        h, dcg = at_k[k]
         idcg = cum_disc[np.minimum(k, n_rel).astype(np.int64)]
         out[("precision", k)] = h / k
         out[("recall", k)] = np.where(has_rel, h / safe_rel, 0.0)
-        out[("ndcg", k)] = np.where(has_rel, cum_dcg[:, k - 1] / np.where(has_rel, idcg, 1.0), 0.0)
+        out[("ndcg", k)] = np.where(has_rel, dcg / np.where(has_rel, idcg, 1.0), 0.0)
         out[("hit_rate", k)] = (h > 0).astype(np.float64)
     return out
 

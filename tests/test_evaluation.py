@@ -211,6 +211,46 @@ def test_non_canonical_relevance_gives_the_canonical_result(seed):
     np.testing.assert_array_equal(hit_matrix(topk, zero), brute_hits(topk, rows_items_zero))
 
 
+def cumsum_metrics(topk, rel, n_rel, ks):
+    """The former formulation: hits and DCG as cumulative sums along each row."""
+    kmax = max(ks)
+    topk = np.hstack([topk[:, :kmax], np.full((len(topk), max(0, kmax - topk.shape[1])), -1)])
+    dense = rel.toarray() > 0
+    hits = np.array([[c >= 0 and dense[u, c] for c in row] for u, row in enumerate(topk)], dtype=bool)
+    n_rel = np.asarray(n_rel, dtype=np.float64)
+    cum_hits = np.cumsum(hits, axis=1, dtype=np.float64)
+    disc = 1.0 / np.log2(np.arange(2, kmax + 2))
+    cum_dcg = np.cumsum(hits * disc, axis=1)
+    cum_disc = np.concatenate([[0.0], np.cumsum(disc)])
+    has_rel = n_rel > 0
+    out = {}
+    for k in ks:
+        h = cum_hits[:, k - 1]
+        idcg = cum_disc[np.minimum(k, n_rel).astype(np.int64)]
+        out[("precision", k)] = h / k
+        out[("recall", k)] = np.where(has_rel, h / np.where(has_rel, n_rel, 1.0), 0.0)
+        out[("ndcg", k)] = np.where(has_rel, cum_dcg[:, k - 1] / np.where(has_rel, idcg, 1.0), 0.0)
+        out[("hit_rate", k)] = (h > 0).astype(np.float64)
+    return out
+
+
+@pytest.mark.parametrize("ks", [(5, 10), (10,), (1, 3, 5, 10), (3, 12)])
+def test_metrics_equal_the_cumulative_sum_formulation(ks):
+    topk, rel, rows_items = random_hits_case(7, n=500, n_items=30)
+    rng = np.random.default_rng(7)
+    topk[rng.random(len(topk)) < 0.2, 6:] = -1  # short lists
+    n_rel = np.array([len(s) for s in rows_items]) + rng.integers(0, 3, size=len(topk))
+    n_rel[rng.random(len(topk)) < 0.1] = 0
+    rel = rel.multiply((n_rel > 0)[:, None]).tocsr()  # customers with n_relevant 0 have no relevant item
+    rel.eliminate_zeros()
+    want = cumsum_metrics(topk, rel, n_rel, ks)
+    got = compute_metrics(topk, rel, n_rel, ks)  # (3, 12): 10 slots, padded to 12
+    assert got.keys() == want.keys()
+    for key in want:
+        np.testing.assert_allclose(got[key], want[key], rtol=0, atol=1e-12)
+    assert (got[("ndcg", max(ks))][n_rel == 0] == 0).all() and got[("ndcg", max(ks))].max() > 0
+
+
 def test_catalog_coverage():
     assert catalog_coverage(np.array([[0, 1, -1], [1, 2, 3]]), 8) == pytest.approx(4 / 8)
 
