@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -196,6 +197,25 @@ def evaluation_set(fit_user_items: sp.spmatrix, relevance: Relevance, protocol: 
 # ------------------------------------------------------------------- metrics
 _BLOCK_BYTES = 1 << 22  # membership buffer: one byte per (customer row, catalog item) cell of a block
 _GROUP_BLOCKS = 16  # blocks whose buffer positions are computed in one call
+_SPARE_BUFFERS: list[list] = []  # [buffer, last stamp written] kept for the next calls
+_SPARE_LOCK = threading.Lock()
+_MAX_SPARE = 4
+
+
+def _membership_buffer(size: int) -> list:
+    """A zeroed or stamped buffer of at least ``size`` bytes with its last stamp, reused
+    when possible (a fresh 4 MiB buffer costs a memset or page faults on every call)."""
+    with _SPARE_LOCK:
+        for i, spare in enumerate(_SPARE_BUFFERS):
+            if spare[0].size >= size:
+                return _SPARE_BUFFERS.pop(i)
+    return [np.zeros(size, dtype=np.uint8), 0]
+
+
+def _keep_buffer(spare: list) -> None:
+    with _SPARE_LOCK:
+        if len(_SPARE_BUFFERS) < _MAX_SPARE and spare[0].size <= 2 * _BLOCK_BYTES:
+            _SPARE_BUFFERS.append(spare)
 
 
 def _relevance_csr(relevance: sp.spmatrix) -> sp.csr_matrix:
@@ -213,13 +233,14 @@ def hit_matrix(topk_items: np.ndarray, relevance: sp.spmatrix) -> np.ndarray:
 
     Block-dense membership test. Customer rows are taken in blocks of ``B`` rows,
     ``B`` such that a dense ``B x (n_items + 1)`` byte buffer is about
-    ``_BLOCK_BYTES`` (4 MiB: it stays in cache). Block number ``b`` writes its
-    relevant ``(row, item)`` cells with the stamp ``b % 255 + 1`` (one scatter),
-    then reads the cell of every top-K slot (one gather): a slot is a hit when its
-    cell holds the current stamp. Cells left by earlier blocks hold older stamps,
-    so no clean-up pass is needed; the buffer is zeroed only when the stamps
-    wrap around, every 255 blocks. Cell 0 of each buffer row belongs to the empty
-    slot (``-1``) and is never stamped.
+    ``_BLOCK_BYTES`` (4 MiB: it stays in cache). Each block writes its relevant
+    ``(row, item)`` cells with a new stamp, one more than the previous block's
+    (one scatter), then reads the cell of every top-K slot (one gather): a slot is
+    a hit when its cell holds the current stamp. Cells left by earlier blocks hold
+    older stamps, so no clean-up pass is needed; the buffer is zeroed only when
+    the stamps wrap around, every 255 blocks. Cell 0 of each buffer row belongs
+    to the empty slot (``-1``) and is never stamped. The buffer, with its last
+    stamp, is kept for the next call (a few spares, one per concurrent caller).
     """
     topk = np.asarray(topk_items, dtype=np.int64)
     if topk.ndim != 2 or topk.shape[0] != relevance.shape[0]:
@@ -232,15 +253,14 @@ def _hits(topk: np.ndarray, rel: sp.csr_matrix, block_rows: int | None = None) -
     (see :func:`hit_matrix`). ``rel`` may hold duplicate or unsorted indices (only
     membership is read) but no stored zeros. ``block_rows`` sets ``B`` (tests)."""
     n, n_items = rel.shape
-    hits = np.zeros(topk.shape, dtype=bool)
     if topk.size == 0:
-        return hits
+        return np.zeros(topk.shape, dtype=bool)
     if topk.max() >= n_items:
         raise ValueError("topk_items holds a column index outside the catalog")
+    if rel.nnz == 0:
+        return np.zeros(topk.shape, dtype=bool)
     if topk.min() < -1:
         topk = np.maximum(topk, -1)  # every negative value is an empty slot
-    if rel.nnz == 0:
-        return hits
     stride = n_items + 1
     rows = min(n, max(1, int(block_rows) if block_rows else _BLOCK_BYTES // stride))
     offset = (np.arange(n, dtype=np.intp) % rows) * stride + 1  # item 0's cell, per customer row
@@ -249,7 +269,9 @@ def _hits(topk: np.ndarray, rel: sp.csr_matrix, block_rows: int | None = None) -
     starts = list(range(0, n, rows)) + [n]  # block b: rows [starts[b], starts[b + 1])
     ptr = indptr[starts].tolist()
     n_blocks = len(starts) - 1
-    buf = np.zeros(rows * stride, dtype=np.uint8)
+    hits = np.empty(topk.shape, dtype=bool)
+    spare = _membership_buffer(rows * stride)
+    buf, stamp = spare
     for g0 in range(0, n_blocks, _GROUP_BLOCKS):
         g1 = min(g0 + _GROUP_BLOCKS, n_blocks)
         r0, r1, p0 = starts[g0], starts[g1], ptr[g0]
@@ -257,12 +279,15 @@ def _hits(topk: np.ndarray, rel: sp.csr_matrix, block_rows: int | None = None) -
         keys += indices[p0:ptr[g1]]
         slots = topk[r0:r1] + offset[r0:r1, None]  # cells of the top-K slots
         for b in range(g0, g1):
-            stamp = b % 255 + 1
-            if stamp == 1 and b:
+            stamp += 1
+            if stamp > 255:  # every stamp is in use: start again from a zeroed buffer
                 buf.fill(0)
+                stamp = 1
             buf[keys[ptr[b] - p0:ptr[b + 1] - p0]] = stamp
             s, e = starts[b] - r0, starts[b + 1] - r0
             np.equal(buf.take(slots[s:e], mode="clip"), stamp, out=hits[r0 + s:r0 + e])
+    spare[1] = stamp
+    _keep_buffer(spare)
     return hits
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -160,6 +161,43 @@ def test_hits_empty_slots_and_bounds():
         hit_matrix(np.array([[4, 0], [0, 0], [0, 0]]), rel)
     with pytest.raises(ValueError, match="one row per relevance row"):
         hit_matrix(np.array([[0, 1]]), rel)
+
+
+def test_hits_reuse_the_buffer_across_calls_and_threads():
+    # alternate catalogs and block sizes: a reused buffer holds stamps of another
+    # layout, and the stamps wrap within and across calls
+    cases = [random_hits_case(seed, n=300, n_items=m) for seed, m in ((11, 40), (12, 12), (13, 90))]
+    for i in range(12):
+        topk, rel, rows_items = cases[i % 3]
+        np.testing.assert_array_equal(ev._hits(topk, rel, block_rows=1 + (i % 2)), brute_hits(topk, rows_items))
+    check_spare_buffers()
+    # concurrent callers never share a buffer
+    cases = [random_hits_case(seed, n=400, n_items=30 + seed) for seed in range(8)]
+    with ThreadPoolExecutor(4) as ex:
+        got = list(ex.map(lambda c: ev._hits(c[0], c[1], block_rows=2), cases * 3))
+    for (topk, _, rows_items), h in zip(cases * 3, got):
+        np.testing.assert_array_equal(h, brute_hits(topk, rows_items))
+    check_spare_buffers()
+
+
+def test_a_reused_buffer_is_zeroed_whole_when_the_stamps_wrap(monkeypatch):
+    monkeypatch.setattr(ev, "_SPARE_BUFFERS", [])
+    big = random_hits_case(21, n=200, n_items=99, density=0.3)  # 100-byte buffer rows
+    small = random_hits_case(22, n=56, n_items=10)  # 11 bytes: reuses the big buffer
+    for topk, rel, rows_items in (big, small, big):  # stamps 1..200, 201..255 then 1, 2..201
+        np.testing.assert_array_equal(ev._hits(topk, rel, block_rows=1), brute_hits(topk, rows_items))
+        check_spare_buffers()
+    assert len(ev._SPARE_BUFFERS) == 1 and ev._SPARE_BUFFERS[0][0].size == 100
+
+
+def check_spare_buffers():
+    """Kept buffers are distinct and hold no stamp newer than their last one (else a later
+    call could read a stale cell as a hit)."""
+    spares = list(ev._SPARE_BUFFERS)
+    assert 1 <= len(spares) <= ev._MAX_SPARE
+    assert len({id(buf) for buf, _ in spares}) == len(spares)
+    for buf, stamp in spares:
+        assert 1 <= stamp <= 255 and int(buf.max()) <= stamp
 
 
 def non_canonical(rel: sp.csr_matrix, seed: int) -> sp.csr_matrix:
