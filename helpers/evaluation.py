@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -194,33 +195,107 @@ def evaluation_set(fit_user_items: sp.spmatrix, relevance: Relevance, protocol: 
 
 
 # ------------------------------------------------------------------- metrics
+_BLOCK_BYTES = 1 << 22  # membership buffer: one byte per (customer row, catalog item) cell of a block
+_GROUP_BLOCKS = 16  # blocks whose buffer positions are computed in one call
+_SPARE_BUFFERS: list[list] = []  # [buffer, last stamp written] kept for the next calls
+_SPARE_LOCK = threading.Lock()
+_MAX_SPARE = 4
+
+
+def _membership_buffer(size: int) -> list:
+    """A zeroed or stamped buffer of at least ``size`` bytes with its last stamp, reused
+    when possible (a fresh 4 MiB buffer costs a memset or page faults on every call)."""
+    with _SPARE_LOCK:
+        for i, spare in enumerate(_SPARE_BUFFERS):
+            if spare[0].size >= size:
+                return _SPARE_BUFFERS.pop(i)
+    return [np.zeros(size, dtype=np.uint8), 0]
+
+
+def _keep_buffer(spare: list) -> None:
+    with _SPARE_LOCK:
+        if len(_SPARE_BUFFERS) < _MAX_SPARE and spare[0].size <= 2 * _BLOCK_BYTES:
+            _SPARE_BUFFERS.append(spare)
+
+
+def _relevance_csr(relevance: sp.spmatrix) -> sp.csr_matrix:
+    """``relevance`` itself when it is a canonical CSR (sorted, unique indices) with every
+    stored value > 0, else its :func:`_binary` copy: either way, the stored columns of
+    row ``u`` are exactly its relevant items, once each."""
+    if (sp.issparse(relevance) and relevance.format == "csr" and relevance.has_canonical_format
+            and bool((relevance.data > 0).all())):
+        return relevance
+    return _binary(relevance)
+
+
 def hit_matrix(topk_items: np.ndarray, relevance: sp.spmatrix) -> np.ndarray:
     """Boolean ``(n, K)``: is slot ``(u, i)`` a relevant item?
 
-    Vectorized: every (row, col) becomes the key ``row * n_items + col``; the
-    relevant keys of a CSR with sorted indices are globally sorted, so one
-    ``searchsorted`` answers all slots at once.
+    Block-dense membership test. Customer rows are taken in blocks of ``B`` rows,
+    ``B`` such that a dense ``B x (n_items + 1)`` byte buffer is about
+    ``_BLOCK_BYTES`` (4 MiB: it stays in cache). Each block writes its relevant
+    ``(row, item)`` cells with a new stamp, one more than the previous block's
+    (one scatter), then reads the cell of every top-K slot (one gather): a slot is
+    a hit when its cell holds the current stamp. Cells left by earlier blocks hold
+    older stamps, so no clean-up pass is needed; the buffer is zeroed only when
+    the stamps wrap around, every 255 blocks. Cell 0 of each buffer row belongs
+    to the empty slot (``-1``) and is never stamped. The buffer, with its last
+    stamp, is kept for the next call (a few spares, one per concurrent caller).
     """
-    return _hits(np.asarray(topk_items, dtype=np.int64), _binary(relevance))
+    topk = np.asarray(topk_items, dtype=np.int64)
+    if topk.ndim != 2 or topk.shape[0] != relevance.shape[0]:
+        raise ValueError("topk_items must be 2-D with one row per relevance row")
+    return _hits(topk, _relevance_csr(relevance))
 
 
-def _hits(topk: np.ndarray, rel: sp.csr_matrix) -> np.ndarray:
+def _hits(topk: np.ndarray, rel: sp.csr_matrix, block_rows: int | None = None) -> np.ndarray:
+    """Membership of ``topk`` (int, ``(n, K)``, negative = empty) in the rows of CSR ``rel``
+    (see :func:`hit_matrix`). ``rel`` may hold duplicate or unsorted indices (only
+    membership is read) but no stored zeros. ``block_rows`` sets ``B`` (tests)."""
     n, n_items = rel.shape
-    if topk.size and topk.max() >= n_items:
-        raise ValueError("topk_items holds a column index outside the catalog")
-    rel_keys = np.repeat(np.arange(n, dtype=np.int64) * n_items, np.diff(rel.indptr)) + rel.indices
-    keys = np.arange(n, dtype=np.int64)[:, None] * n_items + topk
-    if len(rel_keys) == 0:
+    if topk.size == 0:
         return np.zeros(topk.shape, dtype=bool)
-    pos = np.minimum(np.searchsorted(rel_keys, keys), len(rel_keys) - 1)
-    return (rel_keys[pos] == keys) & (topk >= 0)
+    if topk.max() >= n_items:
+        raise ValueError("topk_items holds a column index outside the catalog")
+    if rel.nnz == 0:
+        return np.zeros(topk.shape, dtype=bool)
+    if topk.min() < -1:
+        topk = np.maximum(topk, -1)  # every negative value is an empty slot
+    stride = n_items + 1
+    rows = min(n, max(1, int(block_rows) if block_rows else _BLOCK_BYTES // stride))
+    offset = (np.arange(n, dtype=np.intp) % rows) * stride + 1  # item 0's cell, per customer row
+    indptr, indices = rel.indptr, rel.indices
+    counts = np.diff(indptr)
+    starts = list(range(0, n, rows)) + [n]  # block b: rows [starts[b], starts[b + 1])
+    ptr = indptr[starts].tolist()
+    n_blocks = len(starts) - 1
+    hits = np.empty(topk.shape, dtype=bool)
+    spare = _membership_buffer(rows * stride)
+    buf, stamp = spare
+    for g0 in range(0, n_blocks, _GROUP_BLOCKS):
+        g1 = min(g0 + _GROUP_BLOCKS, n_blocks)
+        r0, r1, p0 = starts[g0], starts[g1], ptr[g0]
+        keys = np.repeat(offset[r0:r1], counts[r0:r1])  # cells of the relevant pairs
+        keys += indices[p0:ptr[g1]]
+        slots = topk[r0:r1] + offset[r0:r1, None]  # cells of the top-K slots
+        for b in range(g0, g1):
+            stamp += 1
+            if stamp > 255:  # every stamp is in use: start again from a zeroed buffer
+                buf.fill(0)
+                stamp = 1
+            buf[keys[ptr[b] - p0:ptr[b + 1] - p0]] = stamp
+            s, e = starts[b] - r0, starts[b + 1] - r0
+            np.equal(buf.take(slots[s:e], mode="clip"), stamp, out=hits[r0 + s:r0 + e])
+    spare[1] = stamp
+    _keep_buffer(spare)
+    return hits
 
 
 def compute_metrics(topk_items: np.ndarray, relevance: sp.spmatrix, n_relevant, ks=(5, 10)) -> dict:
     """Per-customer ``{(metric, k): ndarray}`` for ``METRICS`` and each ``k``.
 
     ``topk_items`` holds catalog column indices, ``-1`` for an empty slot; rows
-    shorter than ``k`` count as padded with empty slots.
+    shorter than ``k`` count as padded with empty slots. Hits: :func:`hit_matrix`.
     """
     topk = np.asarray(topk_items, dtype=np.int64)
     if topk.ndim != 2:
@@ -229,29 +304,40 @@ def compute_metrics(topk_items: np.ndarray, relevance: sp.spmatrix, n_relevant, 
     n_rel = np.asarray(n_relevant, dtype=np.float64)
     if relevance.shape[0] != n or n_rel.shape != (n,):
         raise ValueError("topk_items, relevance and n_relevant must have one row per customer")
+    ks = tuple(ks)
     kmax = max(ks)
     if min(ks) < 1:
         raise ValueError("every k must be >= 1")
     topk = topk[:, :kmax]
     if topk.shape[1] < kmax:
         topk = np.hstack([topk, np.full((n, kmax - topk.shape[1]), -1, dtype=np.int64)])
-    rel = _binary(relevance)
+    rel = _relevance_csr(relevance)
     hits = _hits(topk, rel)
     if np.any(np.diff(rel.indptr) > n_rel):
         raise ValueError("n_relevant is smaller than the number of relevant catalog items")
-    cum_hits = np.cumsum(hits, axis=1, dtype=np.float64)
     disc = 1.0 / np.log2(np.arange(2, kmax + 2))
-    cum_dcg = np.cumsum(hits * disc, axis=1)
     cum_disc = np.concatenate([[0.0], np.cumsum(disc)])  # cum_disc[j] = IDCG with j hits
+    # hits@k and DCG@k: running sums over the ranks, one contiguous rank at a time
+    # (the same additions, in the same order, as a cumulative sum along each row)
+    by_rank = np.ascontiguousarray(hits.T).view(np.uint8)
+    run_hits = np.zeros(n, dtype=np.min_scalar_type(kmax))
+    run_dcg, gain = np.zeros(n), np.empty(n)
+    at_k = {}
+    for j in range(kmax):
+        run_hits += by_rank[j]
+        np.multiply(by_rank[j], disc[j], out=gain)
+        run_dcg += gain
+        if j + 1 in ks:
+            at_k[j + 1] = (run_hits.astype(np.float64), run_dcg.copy())
     has_rel = n_rel > 0
     safe_rel = np.where(has_rel, n_rel, 1.0)
     out = {}
     for k in ks:
-        h = cum_hits[:, k - 1]
+        h, dcg = at_k[k]
         idcg = cum_disc[np.minimum(k, n_rel).astype(np.int64)]
         out[("precision", k)] = h / k
         out[("recall", k)] = np.where(has_rel, h / safe_rel, 0.0)
-        out[("ndcg", k)] = np.where(has_rel, cum_dcg[:, k - 1] / np.where(has_rel, idcg, 1.0), 0.0)
+        out[("ndcg", k)] = np.where(has_rel, dcg / np.where(has_rel, idcg, 1.0), 0.0)
         out[("hit_rate", k)] = (h > 0).astype(np.float64)
     return out
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -12,6 +13,7 @@ import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import helpers.evaluation as ev
 from helpers.evaluation import (
     SUMMARY_COLUMNS,
     Relevance,
@@ -102,6 +104,189 @@ def test_unsorted_duplicate_csr_and_bad_n_relevant():
     assert m[("recall", 3)][0] == 1.0
     with pytest.raises(ValueError):
         compute_metrics(np.array([[5, 1, 0]]), rel, np.array([1]), ks=(3,))
+
+
+# ---------------------------------------------------- hit matrix (block-dense)
+def random_hits_case(seed, n=700, n_items=40, k=10, density=0.1):
+    """Top-k rows (distinct items, ~15% empty slots), a 0/1 relevance matrix and its row sets."""
+    rng = np.random.default_rng(seed)
+    topk = np.stack([rng.choice(n_items, size=k, replace=False) for _ in range(n)])
+    topk[rng.random(topk.shape) < 0.15] = -1
+    dense = rng.random((n, n_items)) < density
+    dense[rng.random(n) < 0.1] = False  # customers without relevant catalog items
+    rows_items = [set(np.flatnonzero(r).tolist()) for r in dense]
+    return topk, sp.csr_matrix(dense.astype(np.float32)), rows_items
+
+
+def brute_hits(topk, rows_items):
+    return np.array([[bool(item >= 0 and item in s) for item in row] for row, s in zip(topk.tolist(), rows_items)])
+
+
+@pytest.mark.parametrize("block_rows", [1, 2, 3, 7, 64, 699, 700, None])
+def test_hits_equal_set_membership(block_rows):
+    # 700 rows in blocks of 1: 700 blocks, the stamps wrap around twice
+    topk, rel, rows_items = random_hits_case(block_rows or 0)
+    expected = brute_hits(topk, rows_items)
+    got = ev._hits(topk, rel, block_rows=block_rows)
+    assert got.dtype == bool and got.shape == topk.shape
+    np.testing.assert_array_equal(got, expected)
+    assert expected.any() and (~expected).any()
+
+
+def test_hits_stale_stamps_never_count():
+    # One row per block: every customer uses the same buffer row. Customer j's one relevant
+    # item is j % 300 (no other customer in between writes that cell); it also recommends
+    # the items of customers j - 1 and j - 255 (the block with the same stamp before the
+    # stamps wrap), which are not its own.
+    n, m = 700, 300
+    j = np.arange(n)
+    rel = sp.csr_matrix((np.ones(n), j % m, np.arange(n + 1)), shape=(n, m))
+    topk = np.stack([(j - 1) % m, (j - 255) % m, j % m], axis=1)
+    want = np.zeros(topk.shape, dtype=bool)
+    want[:, 2] = True
+    np.testing.assert_array_equal(brute_hits(topk, [{i % m} for i in j]), want)
+    np.testing.assert_array_equal(ev._hits(topk, rel, block_rows=1), want)
+
+
+def test_hits_empty_slots_and_bounds():
+    rel = sp.csr_matrix(np.array([[1, 0, 0, 1], [0, 1, 0, 0], [1, 1, 1, 1]], dtype=np.float32))
+    topk = np.array([[3, -1, 0], [-5, 1, -1], [-1, -1, -1]])  # any negative value is an empty slot
+    want = [[True, False, True], [False, True, False], [False, False, False]]
+    for block_rows in (1, 2, None):
+        assert ev._hits(topk, rel, block_rows=block_rows).tolist() == want
+    assert hit_matrix(topk, rel).tolist() == want
+    assert not ev._hits(topk, sp.csr_matrix((3, 4), dtype=np.float32)).any()
+    assert ev._hits(np.zeros((3, 0), dtype=np.int64), rel).shape == (3, 0)
+    with pytest.raises(ValueError, match="outside the catalog"):
+        hit_matrix(np.array([[4, 0], [0, 0], [0, 0]]), rel)
+    with pytest.raises(ValueError, match="one row per relevance row"):
+        hit_matrix(np.array([[0, 1]]), rel)
+
+
+def test_hits_reuse_the_buffer_across_calls_and_threads():
+    # alternate catalogs and block sizes: a reused buffer holds stamps of another
+    # layout, and the stamps wrap within and across calls
+    cases = [random_hits_case(seed, n=300, n_items=m) for seed, m in ((11, 40), (12, 12), (13, 90))]
+    for i in range(12):
+        topk, rel, rows_items = cases[i % 3]
+        np.testing.assert_array_equal(ev._hits(topk, rel, block_rows=1 + (i % 2)), brute_hits(topk, rows_items))
+    check_spare_buffers()
+    # concurrent callers never share a buffer
+    cases = [random_hits_case(seed, n=400, n_items=30 + seed) for seed in range(8)]
+    with ThreadPoolExecutor(4) as ex:
+        got = list(ex.map(lambda c: ev._hits(c[0], c[1], block_rows=2), cases * 3))
+    for (topk, _, rows_items), h in zip(cases * 3, got):
+        np.testing.assert_array_equal(h, brute_hits(topk, rows_items))
+    check_spare_buffers()
+
+
+def test_a_reused_buffer_is_zeroed_whole_when_the_stamps_wrap(monkeypatch):
+    monkeypatch.setattr(ev, "_SPARE_BUFFERS", [])
+    big = random_hits_case(21, n=200, n_items=99, density=0.3)  # 100-byte buffer rows
+    small = random_hits_case(22, n=56, n_items=10)  # 11 bytes: reuses the big buffer
+    for topk, rel, rows_items in (big, small, big):  # stamps 1..200, 201..255 then 1, 2..201
+        np.testing.assert_array_equal(ev._hits(topk, rel, block_rows=1), brute_hits(topk, rows_items))
+        check_spare_buffers()
+    assert len(ev._SPARE_BUFFERS) == 1 and ev._SPARE_BUFFERS[0][0].size == 100
+
+
+def check_spare_buffers():
+    """Kept buffers are distinct and hold no stamp newer than their last one (else a later
+    call could read a stale cell as a hit)."""
+    spares = list(ev._SPARE_BUFFERS)
+    assert 1 <= len(spares) <= ev._MAX_SPARE
+    assert len({id(buf) for buf, _ in spares}) == len(spares)
+    for buf, stamp in spares:
+        assert 1 <= stamp <= 255 and int(buf.max()) <= stamp
+
+
+def non_canonical(rel: sp.csr_matrix, seed: int) -> sp.csr_matrix:
+    """The same relevant set as 0/1 ``rel``, stored with split duplicates, unsorted indices,
+    explicit zeros and entries that cancel out."""
+    rng = np.random.default_rng(seed)
+    r, c = rel.nonzero()
+    n, n_items = rel.shape
+    zr, zc = rng.integers(0, n, size=200), rng.integers(0, n_items, size=200)
+    zc = np.where(np.asarray(rel[zr, zc]).ravel() > 0, (zc + 1) % n_items, zc)  # try to avoid relevant cells
+    keep = np.asarray(rel[zr, zc]).ravel() == 0
+    zr, zc = zr[keep], zc[keep]
+    rows = np.r_[r, r, zr, zr[:50], zr[:50]]
+    cols = np.r_[c, c, zc, zc[:50], zc[:50]]
+    data = np.r_[np.full(len(r), 0.25), np.full(len(r), 0.75), np.zeros(len(zr)), np.ones(50), -np.ones(50)]
+    order = rng.permutation(len(rows))
+    rows, cols, data = rows[order], cols[order], data[order]
+    # a CSR built by hand keeps the order of the triples (duplicates and all)
+    by_row = np.argsort(rows, kind="stable")
+    indptr = np.r_[0, np.cumsum(np.bincount(rows, minlength=n))]
+    out = sp.csr_matrix((data[by_row], cols[by_row], indptr), shape=rel.shape)
+    assert not out.has_canonical_format
+    return out
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_non_canonical_relevance_gives_the_canonical_result(seed):
+    topk, rel, rows_items = random_hits_case(seed, n=300)
+    n_rel = np.array([len(s) for s in rows_items]) + 1
+    messy = non_canonical(rel, seed)
+    before = (messy.data.copy(), messy.indices.copy(), messy.indptr.copy())
+    assert ev._relevance_csr(rel) is rel  # canonical with positive values: used as is
+    assert ev._relevance_csr(messy) is not messy
+    want = compute_metrics(topk, rel, n_rel, ks=(5, 10))
+    for variant in (messy, messy.tocoo(), sp.csr_array(messy), messy.tocsc()):
+        np.testing.assert_array_equal(hit_matrix(topk, variant), brute_hits(topk, rows_items))
+        got = compute_metrics(topk, variant, n_rel, ks=(5, 10))
+        for key in want:
+            np.testing.assert_array_equal(got[key], want[key])
+    for a, b in zip(before, (messy.data, messy.indices, messy.indptr)):
+        np.testing.assert_array_equal(a, b)  # the input is not modified
+    # a canonical matrix with a stored zero is not taken as is
+    zero = rel.copy()
+    zero.data[0] = 0.0
+    assert zero.has_canonical_format and ev._relevance_csr(zero) is not zero
+    rows_items_zero = [set(s) for s in rows_items]
+    r0 = int(np.searchsorted(zero.indptr, 0, side="right") - 1)
+    rows_items_zero[r0].discard(int(zero.indices[0]))
+    np.testing.assert_array_equal(hit_matrix(topk, zero), brute_hits(topk, rows_items_zero))
+
+
+def cumsum_metrics(topk, rel, n_rel, ks):
+    """The former formulation: hits and DCG as cumulative sums along each row."""
+    kmax = max(ks)
+    topk = np.hstack([topk[:, :kmax], np.full((len(topk), max(0, kmax - topk.shape[1])), -1)])
+    dense = rel.toarray() > 0
+    hits = np.array([[c >= 0 and dense[u, c] for c in row] for u, row in enumerate(topk)], dtype=bool)
+    n_rel = np.asarray(n_rel, dtype=np.float64)
+    cum_hits = np.cumsum(hits, axis=1, dtype=np.float64)
+    disc = 1.0 / np.log2(np.arange(2, kmax + 2))
+    cum_dcg = np.cumsum(hits * disc, axis=1)
+    cum_disc = np.concatenate([[0.0], np.cumsum(disc)])
+    has_rel = n_rel > 0
+    out = {}
+    for k in ks:
+        h = cum_hits[:, k - 1]
+        idcg = cum_disc[np.minimum(k, n_rel).astype(np.int64)]
+        out[("precision", k)] = h / k
+        out[("recall", k)] = np.where(has_rel, h / np.where(has_rel, n_rel, 1.0), 0.0)
+        out[("ndcg", k)] = np.where(has_rel, cum_dcg[:, k - 1] / np.where(has_rel, idcg, 1.0), 0.0)
+        out[("hit_rate", k)] = (h > 0).astype(np.float64)
+    return out
+
+
+@pytest.mark.parametrize("ks", [(5, 10), (10,), (1, 3, 5, 10), (3, 12)])
+def test_metrics_equal_the_cumulative_sum_formulation(ks):
+    topk, rel, rows_items = random_hits_case(7, n=500, n_items=30)
+    rng = np.random.default_rng(7)
+    topk[rng.random(len(topk)) < 0.2, 6:] = -1  # short lists
+    n_rel = np.array([len(s) for s in rows_items]) + rng.integers(0, 3, size=len(topk))
+    n_rel[rng.random(len(topk)) < 0.1] = 0
+    rel = rel.multiply((n_rel > 0)[:, None]).tocsr()  # customers with n_relevant 0 have no relevant item
+    rel.eliminate_zeros()
+    want = cumsum_metrics(topk, rel, n_rel, ks)
+    got = compute_metrics(topk, rel, n_rel, ks)  # (3, 12): 10 slots, padded to 12
+    assert got.keys() == want.keys()
+    for key in want:
+        np.testing.assert_allclose(got[key], want[key], rtol=0, atol=1e-12)
+    assert (got[("ndcg", max(ks))][n_rel == 0] == 0).all() and got[("ndcg", max(ks))].max() > 0
 
 
 def test_catalog_coverage():
