@@ -101,10 +101,10 @@ class PairHistory:
         b = pd.DataFrame({"r": rows, "b": basket, "age": age}).groupby(["r", "b"], sort=True)["age"].min()
         b_rows = b.index.get_level_values("r").to_numpy(np.int64)
         b_age = b.to_numpy(np.float64)
-        cust = pd.Series(b_age).groupby(b_rows)
+        cust = pd.Series(b_age).groupby(b_rows).agg(["max", "min"])
         first, last = np.full(n, np.nan), np.full(n, np.nan)
-        idx = cust.max().index.to_numpy(np.int64)
-        first[idx], last[idx] = cust.max().to_numpy(), cust.min().to_numpy()
+        idx = cust.index.to_numpy(np.int64)
+        first[idx], last[idx] = cust["max"].to_numpy(), cust["min"].to_numpy()
         key = rows * data.n_items + cols
         p = pd.DataFrame({"k": key, "b": basket, "age": age}).groupby(["k", "b"], sort=True)["age"].min()
         pg = pd.Series(p.to_numpy(np.float64)).groupby(p.index.get_level_values("k").to_numpy(np.int64))
@@ -184,8 +184,7 @@ def pool_examples(pool, history: PairHistory) -> Examples:
     x = design(history, pool.rows, pool.cands, pool.scores)
     rel = sp.csr_matrix(pool.relevance.matrix)
     y = np.asarray(rel[np.repeat(np.arange(n), c), pool.cands.ravel()]).ravel() > 0
-    valid = (pool.scores.max(axis=2) > -1e8).ravel()
-    return Examples(x, y, valid)
+    return Examples(x, y, pool.valid_slots().ravel())
 
 
 class Ranker:
