@@ -362,3 +362,21 @@ def test_similar_products_equal_brute_force_with_duplicate_texts():
         assert ids[i].tolist() == want.tolist(), pid
         np.testing.assert_allclose(np.where(np.isfinite(scores[i]), scores[i], -9),
                                    np.where(np.isfinite(s[order]), s[order], -9), rtol=1e-5)
+
+
+def test_content_text_fit_shared_across_weightings(content_data):
+    """Models that differ only in the purchase weighting share one TF-IDF fit per window
+    and score exactly as a model fitted on a fresh copy of the window."""
+    from dataclasses import replace
+
+    a = ContentTFIDF(min_df=1, half_life_days=7).fit(content_data)
+    b = ContentTFIDF(min_df=1, half_life_days=None).fit(content_data)
+    c = ContentTFIDF(min_df=1, half_life_days=7, sublinear_tf=False).fit(content_data)
+    assert a.item_tfidf is b.item_tfidf and a.vectorizer is b.vectorizer
+    assert c.item_tfidf is not a.item_tfidf  # another text setting, another fit
+    fresh = replace(content_data, extras={})
+    rows = content_data.customer_rows([100, 101, 102, 103, 104])
+    for model, kwargs in ((b, dict(half_life_days=None)), (c, dict(half_life_days=7, sublinear_tf=False))):
+        alone = ContentTFIDF(min_df=1, **kwargs).fit(fresh)
+        assert alone.item_tfidf is not model.item_tfidf
+        np.testing.assert_array_equal(alone.score(rows), model.score(rows))

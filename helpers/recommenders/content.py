@@ -120,11 +120,7 @@ class ContentTFIDF(FallbackMixin, Recommender):
     def fit(self, data: FitData) -> ContentTFIDF:
         self.data = data
         self._text = None
-        self.vectorizer = TfidfVectorizer(min_df=self.min_df, max_features=self.max_features,
-                                          ngram_range=self.ngram_range, sublinear_tf=self.sublinear_tf,
-                                          norm="l2", dtype=np.float32)
-        text, _ = self._texts(data.item_ids)
-        self.item_tfidf = sp.csr_matrix(self.vectorizer.fit_transform(text), dtype=np.float32)
+        self.vectorizer, self.item_tfidf = self._item_tfidf(data)
         self.weights = self._purchase_weights(data)
         self.profiles = self._profiles(self.weights)
         self._warm = np.diff(self.profiles.indptr) > 0
@@ -132,6 +128,23 @@ class ContentTFIDF(FallbackMixin, Recommender):
         self._all = None  # lazily built candidate matrix of every product
         self._fit_fallback(data)
         return self
+
+    def _item_tfidf(self, data: FitData) -> tuple[TfidfVectorizer, sp.csr_matrix]:
+        """The vectorizer fitted on the window's products and their TF-IDF rows.
+
+        They depend on the text settings only, not on the purchase weighting, so one
+        fit window computes them once per setting (kept in ``data.extras``): the
+        grid's half-lives share them. Callers treat both as read-only."""
+        key = ("content_tfidf", self.min_df, self.max_features, tuple(self.ngram_range), bool(self.sublinear_tf),
+               tuple(self.text_columns))
+        memo = data.extras.setdefault("content_tfidf", {})
+        if key not in memo:
+            vectorizer = TfidfVectorizer(min_df=self.min_df, max_features=self.max_features,
+                                         ngram_range=tuple(self.ngram_range), sublinear_tf=self.sublinear_tf,
+                                         norm="l2", dtype=np.float32)
+            text, _ = self._texts(data.item_ids)
+            memo[key] = (vectorizer, sp.csr_matrix(vectorizer.fit_transform(text), dtype=np.float32))
+        return memo[key]
 
     def _purchase_weights(self, data: FitData) -> sp.csr_matrix:
         tx = data.transactions
