@@ -53,12 +53,14 @@ def minmax_rows(scores: np.ndarray) -> np.ndarray:
     s = np.asarray(scores, dtype=np.float32)
     if s.size == 0:
         return s.copy()
-    finite = np.isfinite(s)
-    bad_rows = ~finite.all(axis=1)
     lo = s.min(axis=1)
     hi = s.max(axis=1)
-    if bad_rows.any():  # only rows with excluded / invalid entries need the masked reductions
-        sub, fin = s[bad_rows], finite[bad_rows]
+    # a row is all finite iff its min and max are (NaN propagates); only the others
+    # need the masked reductions
+    bad_rows = ~(np.isfinite(lo) & np.isfinite(hi))
+    if bad_rows.any():
+        sub = s[bad_rows]
+        fin = np.isfinite(sub)
         lo[bad_rows] = np.where(fin, sub, np.inf).min(axis=1)
         hi[bad_rows] = np.where(fin, sub, -np.inf).max(axis=1)
     span = hi - lo
@@ -68,7 +70,7 @@ def minmax_rows(scores: np.ndarray) -> np.ndarray:
     out = s - lo[:, None]
     out *= scale[:, None]
     if bad_rows.any():
-        out[~finite] = -np.inf
+        out[bad_rows] = np.where(fin, out[bad_rows], -np.inf)
     return out
 
 
