@@ -574,7 +574,7 @@ def _long_frames(inp: dict):
     return pred, relevant, n_rel
 
 
-def stage_ratio_metrics(data_dir: str, topk_path: str, k: int = TOP_N, repeats: int = 3) -> dict:
+def stage_ratio_metrics(data_dir: str, topk_path: str, k: int = TOP_N, repeats: int = 7) -> dict:
     """Ratio (b): ``compute_metrics`` vs :func:`reference_metrics` (pandas) on the same predictions."""
     from helpers.evaluation import compute_metrics
 
