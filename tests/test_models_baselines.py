@@ -189,6 +189,24 @@ def test_buy_again_decay_formula_and_distinct_baskets():
     assert m[r, c20] == pytest.approx(np.exp(-np.log(2) * 1 / 30.0))
 
 
+def test_buy_again_half_lives_share_the_window_purchases():
+    """Fits of one window reuse its distinct purchases; each half-life still gets its own
+    weights, equal to a fit on a fresh copy of the window."""
+    from dataclasses import replace
+
+    data = fit_data(BA_LINES)
+    short = BuyAgain(half_life_days=7).fit(data)
+    shared = data.extras["basket_purchases"]
+    long = BuyAgain(half_life_days=1000, repeat_beta=1.0).fit(data)
+    assert data.extras["basket_purchases"] is shared
+    assert not any(a.flags.writeable for a in shared)  # nobody can change them under another fit
+    rows = data.customer_rows([1, 2, 3, 4])
+    for model, kwargs in ((short, dict(half_life_days=7)), (long, dict(half_life_days=1000, repeat_beta=1.0))):
+        alone = BuyAgain(**kwargs).fit(replace(data, extras={}))
+        np.testing.assert_array_equal(alone.score(rows), model.score(rows))
+    assert first(short, [1])[0] == 20 and first(long, [1])[0] == 10
+
+
 def test_repeat_rate_known_answer_and_habitual_product_first():
     # (basket, customer, product, day): customer 2 rebuys product 10 in 5 baskets; product 20 is
     # bought once by each of 4 customers; customer 1 bought 10 on day 40 and 20 on day 50

@@ -38,8 +38,14 @@ from helpers.recommenders.base import FitData, Recommender
 from helpers.recommenders.popularity import popularity_prior, repeat_rows
 
 
-def decayed_history(data: FitData, half_life_days: float) -> sp.csr_matrix:
-    """``float64`` CSR customers x catalog of exponentially decayed basket counts."""
+def basket_purchases(data: FitData) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Catalog ``(row, column, age in days)`` of every distinct (customer, item, basket)
+    purchase of the fit window (repeated lines of a basket count once), sorted by row
+    and column. Computed once per fit window (kept in ``data.extras``): every half-life
+    reuses it."""
+    cached = data.extras.get("basket_purchases")
+    if cached is not None:
+        return cached
     tx = data.transactions
     buys = tx.loc[tx["quantity"].to_numpy() > 0, ["customer_id", "product_id", "basket_id", "timestamp"]]
     rows = data.customer_rows(buys["customer_id"].to_numpy(np.int64))
@@ -48,14 +54,22 @@ def decayed_history(data: FitData, half_life_days: float) -> sp.csr_matrix:
     ok = (rows >= 0) & (cols >= 0)
     rows, cols, baskets = rows[ok], cols[ok], baskets[ok]
     ts = buys["timestamp"].to_numpy()[ok]
-    # one weight per distinct (customer, item, basket): repeated lines of a basket count once
     order = np.lexsort((baskets, cols, rows))
     rows, cols, baskets, ts = rows[order], cols[order], baskets[order], ts[order]
     first = np.ones(len(rows), dtype=bool)
     first[1:] = (rows[1:] != rows[:-1]) | (cols[1:] != cols[:-1]) | (baskets[1:] != baskets[:-1])
-    rows, cols, ts = rows[first], cols[first], ts[first]
-    age_days = (data.as_of.to_datetime64() - ts) / np.timedelta64(1, "D")
-    weight = np.exp(-np.log(2.0) * np.maximum(age_days, 0.0) / float(half_life_days))
+    age_days = np.maximum((data.as_of.to_datetime64() - ts[first]) / np.timedelta64(1, "D"), 0.0)
+    out = (rows[first], cols[first], age_days)
+    for a in out:
+        a.flags.writeable = False  # shared by every fit of the window
+    data.extras["basket_purchases"] = out
+    return out
+
+
+def decayed_history(data: FitData, half_life_days: float) -> sp.csr_matrix:
+    """``float64`` CSR customers x catalog of exponentially decayed basket counts."""
+    rows, cols, age_days = basket_purchases(data)
+    weight = np.exp(-np.log(2.0) * age_days / float(half_life_days))
     m = sp.csr_matrix((weight, (rows, cols)), shape=(data.n_customers, data.n_items), dtype=np.float64)
     m.sum_duplicates()
     return m
