@@ -368,10 +368,15 @@ class _Staging:
     dependency), since which of them wins would depend on timing.
     """
 
-    def __init__(self, root: Path, depends_on: dict[str, tuple[str, ...]]):
+    def __init__(self, root: Path, depends_on: dict[str, tuple[str, ...]], cache: dict | None = None):
         self.root, self.depends_on = root, depends_on
         self.writers: dict[str, str] = {}
         self.key_order: dict[str, dict[str, tuple[str, int]]] = {rel: {} for rel in MERGED_FILES}
+        self.earlier_order: dict[str, dict[str, tuple[str, int]]] = {rel: {} for rel in MERGED_FILES}
+        for name, entry in (cache or {}).items():  # who wrote which key in earlier runs (for --only)
+            for rel, ks in entry.get("merged", {}).items():
+                if rel in self.earlier_order:
+                    self.earlier_order[rel].update({k: (Path(name).stem, i) for i, k in enumerate(ks)})
 
     def _claim(self, name: str, item: str) -> None:
         prev = self.writers.get(item)
@@ -434,13 +439,15 @@ class _Staging:
 
     def finalize(self) -> None:
         """Order the keys of merged files by writer (notebook number, then its own order), as a
-        sequential run leaves them; keys no notebook of this run wrote (``--only``) come first."""
+        sequential run leaves them. A key no notebook of this run wrote (``--only``) is placed by
+        its writer in the cache of earlier runs, or, unknown there, first."""
         for rel in MERGED_FILES:
             path = self.root / rel
             if path.exists():
                 current = _read_json(path)
                 pos = {k: i for i, k in enumerate(current)}
-                order = sorted(current, key=lambda k: self.key_order[rel].get(k, ("", pos[k])))
+                order = sorted(current, key=lambda k: self.key_order[rel].get(
+                    k, self.earlier_order[rel].get(k, ("", pos[k]))))
                 if order != list(current):
                     _write_json(path, {k: current[k] for k in order})
         shutil.rmtree(self.root / ".nb", ignore_errors=True)
@@ -519,7 +526,7 @@ def run(dataset: str = config.DEFAULT_DATASET, data_dir=None, output_dir=None, p
                                    {k: v for k, v in nb_params(nb, None).items() if k != "reports_dir"},
                                    [keys[d] for d in depends_on[nb.stem] if d in keys])
 
-    stage = _Staging(staging, depends_on)
+    stage = _Staging(staging, depends_on, json.loads(cache_path.read_text()) if cache_path.exists() else {})
     timings: dict[str, float] = {}
     schedule: dict[str, list[float]] = {}
     reused: list[str] = []

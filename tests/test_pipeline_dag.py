@@ -305,6 +305,21 @@ def test_fake_rerun_reuses_everything_and_a_change_reruns_only_downstream(fake_p
     assert ex.calls == ["01_left"] and (out / "left.parquet").exists()
 
 
+def test_fake_only_reruns_the_named_notebooks_and_keeps_the_rest(fake_project, tmp_path):
+    out = tmp_path / "out"
+    fake_run(fake_project, out)
+    manifest, ex, _ = fake_run(fake_project, out, params={"knob": 9}, only=["01"])
+    assert ex.calls == ["01_left"] and list(manifest["notebooks"]) == ["01_left.ipynb"]
+    tables = out / "reports" / "tables"
+    assert sorted(p.name for p in tables.iterdir()) == ["counts.csv", "join.csv", "left.csv", "right.csv",
+                                                        "tuning.json"]
+    assert (tables / "left.csv").read_text() == "01_left 9\n" and (tables / "right.csv").read_text() == "02_right None\n"
+    tuning = json.loads((tables / "tuning.json").read_text())
+    assert list(tuning) == ["l1", "l2", "r1", "j"]  # 01's keys keep their place
+    assert tuning["l1"]["knob"] == 9 and tuning["r1"]["knob"] is None
+    assert set(cache_of(out)) == {f"{s}.ipynb" for s in FAKE_GRAPH}  # the other entries are kept
+
+
 def test_fake_failure_raises_notebook_failed_and_keeps_the_published_reports(fake_project, tmp_path):
     out = tmp_path / "out"
     fake_run(fake_project, out)
