@@ -4,6 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DATASET ?= completejourney
+JOBS ?= 2
 ARGS ?=
 
 .DEFAULT_GOAL := help
@@ -21,8 +22,8 @@ $(STAMP): requirements.txt pyproject.toml
 
 venv: $(STAMP)  ## Create .venv and install requirements.txt and the helpers package
 
-pipeline: $(STAMP)  ## Run every notebook with papermill (DATASET=..., ARGS='--param k=v')
-	$(PY) -m helpers.pipeline run --dataset $(DATASET) $(ARGS)
+pipeline: $(STAMP)  ## Run every notebook with papermill (DATASET=..., JOBS=2 at once, ARGS='--param k=v')
+	$(PY) -m helpers.pipeline run --dataset $(DATASET) --jobs $(JOBS) $(ARGS)
 
 build-book: $(STAMP)  ## Build the Jupyter Book from the executed notebooks (no execution)
 	$(PY) -m helpers.book

@@ -112,12 +112,25 @@ def write_json(obj, path) -> Path:
 
 
 def save_tuning(best: dict[str, dict], tables_dir) -> Path:
-    """Merge ``{model: {protocol: params}}`` into ``tables_dir/tuning.json``."""
+    """Merge ``{model: {protocol: params}}`` into ``tables_dir/tuning.json``.
+
+    The read-modify-write holds an exclusive lock (``.tuning.json.lock`` beside it), so
+    notebooks tuning different models at the same time all end up in the file; the
+    file itself is replaced atomically."""
+    import fcntl
+
+    from helpers import writelog
+
     path = Path(tables_dir) / "tuning.json"
-    current = json.loads(path.read_text()) if path.exists() else {}
-    for name, by_protocol in best.items():
-        current[name] = {p: _jsonable(v) if isinstance(v, dict) else v for p, v in by_protocol.items()}
-    return write_json(current, path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.parent / ".tuning.json.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
+        current = json.loads(path.read_text()) if path.exists() else {}
+        for name, by_protocol in best.items():
+            current[name] = {p: _jsonable(v) if isinstance(v, dict) else v for p, v in by_protocol.items()}
+        write_json(current, path)
+    writelog.note_keys(path, best)
+    return path
 
 
 def load_tuning(tables_dir) -> dict:

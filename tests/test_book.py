@@ -31,9 +31,9 @@ pytestmark = pytest.mark.slow
 RUN_PARAMS = {**TINY, "n_boot": 200, "n_trials": 40}
 
 
-def run_pipeline(out: Path) -> subprocess.CompletedProcess:
+def run_pipeline(out: Path, *extra: str) -> subprocess.CompletedProcess:
     args = [sys.executable, "-m", "helpers.pipeline", "run", "--dataset", "synthetic", "--output-dir", str(out),
-            "--no-progress"] + [f"--param={k}={v}" for k, v in RUN_PARAMS.items()]
+            "--no-progress", *extra] + [f"--param={k}={v}" for k, v in RUN_PARAMS.items()]
     return subprocess.run(args, cwd=config.PROJECT_ROOT, capture_output=True, text=True)
 
 
@@ -133,12 +133,20 @@ def test_metrics_recomputed_from_predictions_match(run_dir):
 
 
 def test_same_command_twice_gives_identical_metrics(run_dir, tmp_path):
+    """The second run executes one notebook at a time (the first, by default, two at once)."""
     again = tmp_path / "again"
-    res = run_pipeline(again)
+    res = run_pipeline(again, "--jobs", "1")
     assert res.returncode == 0, res.stderr[-4000:]
+    first = json.loads((run_dir / "reports" / "run_manifest.json").read_text())
+    assert first["jobs"] == 2 and json.loads((again / "reports" / "run_manifest.json").read_text())["jobs"] == 1
     a = pd.read_csv(run_dir / "reports" / "tables" / "metrics.csv")
     b = pd.read_csv(again / "reports" / "tables" / "metrics.csv")
     pd.testing.assert_frame_equal(a, b)
+    tables_a, tables_b = run_dir / "reports" / "tables", again / "reports" / "tables"
+    assert sorted(p.name for p in tables_a.iterdir()) == sorted(p.name for p in tables_b.iterdir())
+    for path in sorted(tables_a.glob("metrics_*.csv")):
+        pd.testing.assert_frame_equal(pd.read_csv(path), pd.read_csv(tables_b / path.name), obj=path.name)
+    assert (tables_a / "tuning.json").read_bytes() == (tables_b / "tuning.json").read_bytes()
 
 
 def test_hybrid_serves_every_customer(run_dir):
