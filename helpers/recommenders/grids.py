@@ -17,9 +17,11 @@ from helpers.experiment import expand_grid
 GRIDS: dict[str, dict[str, list]] = {
     # ---------------------------------------------------------------- baselines
     "global_popularity": {"window_days": [None, 3, 7, 14, 28, 56, 112]},
+    # on Complete Journey validation the whole history (window None) trailed 14 days in "all"
+    # and 56 days in "new" for every segment type and blend
     "segmented_popularity": {
         "segment_type": ["loyalty_tier", "age_band", "income_band", "promo_exposure", "history_length"],
-        "window_days": [None, 14, 56],
+        "window_days": [14, 56],
         "blend": [0.0, 0.5],
     },
     "buy_again": {"half_life_days": [14, 30, 60, 120, 365], "repeat_beta": [0.0, 0.5, 1.0]},
