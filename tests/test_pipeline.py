@@ -26,6 +26,15 @@ def test_notebooks_in_git_carry_no_outputs():
                 assert cell.get("execution_count") is None, f"{path.name} has execution counts"
 
 
+def test_every_notebook_cell_has_a_unique_id():
+    """nbformat 4.5 cell ids: without them every read warns (and future nbformat refuses)."""
+    for path in numbered_notebooks():
+        nb = json.loads(path.read_text())
+        ids = [cell.get("id") for cell in nb["cells"]]
+        assert all(ids), f"{path.name} has cells without an id"
+        assert len(set(ids)) == len(ids), f"{path.name} repeats a cell id"
+
+
 def test_every_notebook_has_one_parameters_cell():
     for path in numbered_notebooks():
         nb = json.loads(path.read_text())
