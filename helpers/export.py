@@ -71,7 +71,6 @@ import os
 import shutil
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -761,53 +760,51 @@ def export(processed_dir=None, tables_dir=None, export_dir=None, top_n: int = 10
         (tmp / "model").mkdir()
         counts: dict[str, int] = {}
         reason_counts: dict[str, dict[str, int]] = {}
-        # the similar-products table needs the content model only: it is written in a
-        # background thread while the customers are scored (a separate file, same rows)
-        with ThreadPoolExecutor(1) as background:
-            similar = background.submit(_timed, _write_similar, tmp, model.content, products, n_similar)
-            for protocol, stem in VARIANTS.items():
-                t1 = time.perf_counter()
-                hybrid = model.hybrids[protocol]
-                comps = model.components(protocol)
-                explainer = Explainer(fit, comps.get("content", model.content), comps.get("itemknn", model.itemknn),
-                                      max_history=max_history)
-                rules = hybrid.rules
-                cold = cold_start_lists(model.cold[protocol], fit, rules, depth)
-                _write_cold(tmp / "model", protocol, cold, fit, model.cold[protocol])
-                formats = ("parquet", "csv", "jsonl") if protocol == "all" else ("parquet",)
-                out = _Writer(tmp, stem, REC_SCHEMA, formats)
-                top = _Writer(tmp / "model", f"top_{protocol}", TOP_SCHEMA)
-                kinds: dict[str, int] = {}
-                n_cold = 0
-                try:
-                    for s in range(0, len(customers), chunk):
-                        ids_c = customers[s:s + chunk]
-                        pid, val, why, valid = score_customers(model, protocol, ids_c, depth, explainer, cold)
-                        rows = fit.customer_rows(ids_c)
-                        n_cold += int((~model.warm(rows)).sum())
-                        rank = np.broadcast_to(np.arange(1, depth + 1, dtype=np.int32), pid.shape)
-                        cust = np.broadcast_to(ids_c[:, None], pid.shape)
-                        # ranks are contiguous: invalid slots (-inf) only ever trail
-                        top.write(pd.DataFrame({"customer_id": cust[valid], "rank": rank[valid],
-                                                "product_id": pid[valid], "score": _round(val[valid]),
-                                                "reason": why[valid]}))
-                        keep = valid & (rank <= top_n)
-                        df = rows_frame(cust[keep], rank[keep], pid[keep], _round(val[keep]), why[keep], products,
-                                        model.version, generated_at)
-                        out.write(df)
-                        for kind, cnt in pd.Series(why[keep]).str.split(":", n=1).str[0].value_counts().items():
-                            kinds[kind] = kinds.get(kind, 0) + int(cnt)
-                        log(f"{stem}: {min(s + chunk, len(customers)):,} / {len(customers):,} customers")
-                finally:
-                    out.close()
-                    top.close()
-                counts[stem] = out.rows
-                counts[f"top_{protocol}"] = top.rows
-                counts[f"cold_start_customers_{protocol}"] = n_cold
-                reason_counts[stem] = dict(sorted(kinds.items()))
-                timings[f"{stem}_s"] = round(time.perf_counter() - t1, 2)
+        for protocol, stem in VARIANTS.items():
+            t1 = time.perf_counter()
+            hybrid = model.hybrids[protocol]
+            comps = model.components(protocol)
+            explainer = Explainer(fit, comps.get("content", model.content), comps.get("itemknn", model.itemknn),
+                                  max_history=max_history)
+            rules = hybrid.rules
+            cold = cold_start_lists(model.cold[protocol], fit, rules, depth)
+            _write_cold(tmp / "model", protocol, cold, fit, model.cold[protocol])
+            formats = ("parquet", "csv", "jsonl") if protocol == "all" else ("parquet",)
+            out = _Writer(tmp, stem, REC_SCHEMA, formats)
+            top = _Writer(tmp / "model", f"top_{protocol}", TOP_SCHEMA)
+            kinds: dict[str, int] = {}
+            n_cold = 0
+            try:
+                for s in range(0, len(customers), chunk):
+                    ids_c = customers[s:s + chunk]
+                    pid, val, why, valid = score_customers(model, protocol, ids_c, depth, explainer, cold)
+                    rows = fit.customer_rows(ids_c)
+                    n_cold += int((~model.warm(rows)).sum())
+                    rank = np.broadcast_to(np.arange(1, depth + 1, dtype=np.int32), pid.shape)
+                    cust = np.broadcast_to(ids_c[:, None], pid.shape)
+                    # ranks are contiguous: invalid slots (-inf) only ever trail
+                    top.write(pd.DataFrame({"customer_id": cust[valid], "rank": rank[valid],
+                                            "product_id": pid[valid], "score": _round(val[valid]),
+                                            "reason": why[valid]}))
+                    keep = valid & (rank <= top_n)
+                    df = rows_frame(cust[keep], rank[keep], pid[keep], _round(val[keep]), why[keep], products,
+                                    model.version, generated_at)
+                    out.write(df)
+                    for kind, cnt in pd.Series(why[keep]).str.split(":", n=1).str[0].value_counts().items():
+                        kinds[kind] = kinds.get(kind, 0) + int(cnt)
+                    log(f"{stem}: {min(s + chunk, len(customers)):,} / {len(customers):,} customers")
+            finally:
+                out.close()
+                top.close()
+            counts[stem] = out.rows
+            counts[f"top_{protocol}"] = top.rows
+            counts[f"cold_start_customers_{protocol}"] = n_cold
+            reason_counts[stem] = dict(sorted(kinds.items()))
+            timings[f"{stem}_s"] = round(time.perf_counter() - t1, 2)
 
-            counts["similar_products"], timings["similar_products_s"] = similar.result()
+        t1 = time.perf_counter()
+        counts["similar_products"] = _write_similar(tmp, model.content, products, n_similar)
+        timings["similar_products_s"] = round(time.perf_counter() - t1, 2)
 
         t1 = time.perf_counter()
         write_artifacts(tmp / "model", model, products)
@@ -871,13 +868,6 @@ def _write_cold(folder: Path, protocol: str, cold, fit: FitData, cold_model) -> 
                        "product_id": fit.item_ids[idx[valid]], "score": _round(val[valid]),
                        "reason": np.asarray(reasons, dtype=object)[code[valid]]})
     df.to_parquet(folder / f"cold_start_{protocol}.parquet", index=False)
-
-
-def _timed(fn, *args):
-    """``(fn(*args), seconds)``."""
-    t = time.perf_counter()
-    out = fn(*args)
-    return out, round(time.perf_counter() - t, 2)
 
 
 def _write_similar(folder: Path, content, products: ProductLookup, n_similar: int, chunk: int = 65536) -> int:
