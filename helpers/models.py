@@ -320,7 +320,6 @@ def run_hybrid(valid: Stage, test: Stage, tables_dir, names=HYBRID_COMPONENTS, r
     Writes ``metrics_hybrid.csv``, ``predictions_hybrid.parquet`` and the ``hybrid`` entry of
     ``tuning.json`` (weights and rules per protocol).
     """
-    from concurrent.futures import ThreadPoolExecutor
     from dataclasses import asdict
 
     from helpers.recommenders.hybrid import CandidatePool, Hybrid, Rules, search_weights
@@ -335,22 +334,11 @@ def run_hybrid(valid: Stage, test: Stage, tables_dir, names=HYBRID_COMPONENTS, r
     weights, trials, rule_rows, selection, rankers = {}, [], [], [], {}
     caches: dict = {stage.name: {} for stage in (valid, *earlier)}
     search = dict(n_trials=n_trials, seed=seed, by_history=by_history, light_max_baskets=light_max_baskets)
-
-    def fit_earlier():  # each earlier window has its own cache: nothing is shared with the main thread
-        return {(st.name, p): fit_components(tuning, st.fit, p, names, caches[st.name])
-                for p in PROTOCOLS for st in earlier}
-
-    # the earlier windows' components (fits no other notebook made) are fitted in the
-    # background while the validation pools are built: same fits, less waiting
-    with ThreadPoolExecutor(1) as background:
-        early_fits = background.submit(fit_earlier)
-        valid_pools = {p: CandidatePool(fit_components(tuning, valid.fit, p, names, caches[valid.name]), valid.fit,
-                                        valid.relevance, p, pool_size=pool_size) for p in PROTOCOLS}
-        early_comps = early_fits.result()
     for protocol in PROTOCOLS:
-        pool = valid_pools[protocol]
-        early = [CandidatePool(early_comps[(st.name, protocol)], st.fit, st.relevance, protocol, pool_size=pool_size)
-                 for st in earlier]
+        comps = fit_components(tuning, valid.fit, protocol, names, caches[valid.name])
+        pool = CandidatePool(comps, valid.fit, valid.relevance, protocol, pool_size=pool_size)
+        early = [CandidatePool(fit_components(tuning, st.fit, protocol, names, caches[st.name]), st.fit,
+                               st.relevance, protocol, pool_size=pool_size) for st in earlier]
         search_pool = CandidatePool.concat([pool] + early) if earlier else pool
         weights[protocol], log_table = search_weights(search_pool, **search)
         log_table.insert(0, "protocol", protocol)
