@@ -39,3 +39,10 @@ def write_text(path, text: str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
     return Path(path)
+
+
+def write_json(path, obj) -> Path:
+    """Write ``obj`` as indented JSON (non-JSON values as ``str``) to ``path`` atomically."""
+    import json
+
+    return write_text(path, json.dumps(obj, indent=2, default=str))

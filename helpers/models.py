@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from helpers import model_cache
-from helpers.atomic import write_text
+from helpers.atomic import write_json
 from helpers.evaluation import catalog_coverage, evaluate_model, predictions_frame, summarize
 from helpers.experiment import Stage, best_params, expand_grid, grid_search
 from helpers.recommenders.als import ALS
@@ -107,10 +107,6 @@ def tune(name: str, stage: Stage, candidates: list[dict] | None = None, log=None
     return table, best
 
 
-def write_json(obj, path) -> Path:
-    return write_text(path, json.dumps(obj, indent=2, default=str))
-
-
 def save_tuning(best: dict[str, dict], tables_dir) -> Path:
     """Merge ``{model: {protocol: params}}`` into ``tables_dir/tuning.json``.
 
@@ -128,7 +124,7 @@ def save_tuning(best: dict[str, dict], tables_dir) -> Path:
         current = json.loads(path.read_text()) if path.exists() else {}
         for name, by_protocol in best.items():
             current[name] = {p: _jsonable(v) if isinstance(v, dict) else v for p, v in by_protocol.items()}
-        write_json(current, path)
+        write_json(path, current)
     writelog.note_keys(path, best)
     return path
 

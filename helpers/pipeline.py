@@ -50,6 +50,7 @@ from importlib import metadata
 from pathlib import Path
 
 from helpers import config
+from helpers.atomic import write_json
 
 RESERVED = ("dataset", "data_dir", "processed_dir", "reports_dir")
 PUBLISHED = ("executed", "tables", "figures")
@@ -353,12 +354,6 @@ def _read_json(path: Path) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def _write_json(path: Path, obj: dict) -> None:
-    from helpers.atomic import write_text
-
-    write_text(path, json.dumps(obj, indent=2, default=str))  # as helpers.models.write_json
-
-
 class _Staging:
     """The run's shared staging folder and the per-notebook report folders merged into it.
 
@@ -403,7 +398,7 @@ class _Staging:
             self.key_order[rel][k] = (name, i)
         for k in removed:
             current.pop(k, None)
-        _write_json(path, current)
+        write_json(path, current)
 
     def merge(self, name: str, work: Path, before: dict, merged_before: dict,
               noted: dict[str, set[str]]) -> tuple[list[str], dict[str, list[str]]]:
@@ -449,7 +444,7 @@ class _Staging:
                 order = sorted(current, key=lambda k: self.key_order[rel].get(
                     k, self.earlier_order[rel].get(k, ("", pos[k]))))
                 if order != list(current):
-                    _write_json(path, {k: current[k] for k in order})
+                    write_json(path, {k: current[k] for k in order})
         shutil.rmtree(self.root / ".nb", ignore_errors=True)
 
 
