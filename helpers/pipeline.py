@@ -189,11 +189,12 @@ DEPENDS_ON: dict[str, tuple[str, ...]] = {
     "08_export": ("00_data_model", "03_popularity", "04_als", "05_content", "06_hybrid"),
 }
 
-#: Typical run time in seconds (Complete Journey, one core each). With ``--jobs`` above 1,
-#: of the notebooks ready to start the one with the longest chain of run times ahead of
-#: it (itself plus its slowest line of dependants) starts first; unknown notebooks count 60 s.
-TYPICAL_SECONDS = {"00_data_model": 29, "01_eda": 17, "02_features_segments": 16, "03_popularity": 59,
-                   "04_als": 260, "05_content": 53, "06_hybrid": 194, "07_evaluation": 16, "08_export": 135}
+#: Typical run time in seconds (Complete Journey cold run with two notebooks at once,
+#: ``make bench``). With ``--jobs`` above 1, of the notebooks ready to start the one with the
+#: longest chain of run times ahead of it (itself plus its slowest line of dependants)
+#: starts first; unknown notebooks count 60 s.
+TYPICAL_SECONDS = {"00_data_model": 26, "01_eda": 15, "02_features_segments": 15, "03_popularity": 57,
+                   "04_als": 149, "05_content": 36, "06_hybrid": 141, "07_evaluation": 16, "08_export": 104}
 
 #: Report files merged key by key (several notebooks write entries of the same JSON object).
 MERGED_FILES = ("tables/tuning.json",)
