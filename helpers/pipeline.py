@@ -183,10 +183,10 @@ DEPENDS_ON: dict[str, tuple[str, ...]] = {
     "02_features_segments": ("00_data_model",),
     "03_popularity": ("00_data_model",),
     "04_als": ("00_data_model",),
-    "05_content": ("00_data_model",),
-    "06_hybrid": ("00_data_model", "03_popularity", "04_als", "05_content"),
-    "07_evaluation": ("00_data_model", "03_popularity", "04_als", "05_content", "06_hybrid"),
-    "08_export": ("00_data_model", "03_popularity", "04_als", "05_content", "06_hybrid"),
+    "05_similarity": ("00_data_model",),
+    "06_hybrid": ("00_data_model", "03_popularity", "04_als", "05_similarity"),
+    "07_evaluation": ("00_data_model", "03_popularity", "04_als", "05_similarity", "06_hybrid"),
+    "08_export": ("00_data_model", "03_popularity", "04_als", "05_similarity", "06_hybrid"),
 }
 
 #: Typical run time in seconds (Complete Journey cold run with two notebooks at once,
@@ -194,7 +194,7 @@ DEPENDS_ON: dict[str, tuple[str, ...]] = {
 #: longest chain of run times ahead of it (itself plus its slowest line of dependants)
 #: starts first; unknown notebooks count 60 s.
 TYPICAL_SECONDS = {"00_data_model": 26, "01_eda": 15, "02_features_segments": 15, "03_popularity": 57,
-                   "04_als": 149, "05_content": 36, "06_hybrid": 141, "07_evaluation": 16, "08_export": 104}
+                   "04_als": 149, "05_similarity": 36, "06_hybrid": 141, "07_evaluation": 16, "08_export": 104}
 
 #: Report files merged key by key (several notebooks write entries of the same JSON object).
 MERGED_FILES = ("tables/tuning.json",)

@@ -36,7 +36,7 @@ from helpers.pipeline import (
 def test_declared_graph_matches_the_notebooks():
     names = [p.stem for p in numbered_notebooks()]
     check_graph(names, DEPENDS_ON)
-    assert set(DEPENDS_ON["06_hybrid"]) >= {"03_popularity", "04_als", "05_content"}
+    assert set(DEPENDS_ON["06_hybrid"]) >= {"03_popularity", "04_als", "05_similarity"}
     assert "06_hybrid" in DEPENDS_ON["08_export"] and "06_hybrid" in DEPENDS_ON["07_evaluation"]
     for name in names[1:]:
         assert "00_data_model" in DEPENDS_ON[name]
@@ -59,7 +59,7 @@ def test_start_order_numeric_with_one_job_longest_chain_first_otherwise():
     assert start_order(names, DEPENDS_ON, 1) == names
     order = start_order(names, DEPENDS_ON, 2)
     assert order[:3] == ["00_data_model", "04_als", "03_popularity"]  # 04 -> 06 -> 08 is the critical path
-    assert order.index("05_content") < order.index("01_eda")
+    assert order.index("05_similarity") < order.index("01_eda")
 
 
 # --------------------------------------------------------------- scheduler
