@@ -81,7 +81,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import scipy.sparse as sp
 
-from helpers import config, models
+from helpers import config, model_cache, models
 from helpers.recommenders.base import FitData, Recommender, make_fit_data, top_k
 from helpers.recommenders.hybrid import Hybrid, Rules, diversify, item_attribute, minmax_rows
 
@@ -208,28 +208,43 @@ class ProductionModel:
         return (rows >= 0) & (self.history[np.maximum(rows, 0)] > 0)
 
 
+def production_fit_data(tables: dict, with_promotions: bool = False) -> FitData:
+    """The fit data of the production model: every transaction, scored from the day after the last.
+
+    Segments are computed on the same data. Promotions (needed only by the promotion rule)
+    are attached with ``with_promotions``; no model's fit reads them."""
+    from helpers.segments import compute_segments
+
+    fact = tables["fact_transactions"]
+    as_of = pd.Timestamp(fact["timestamp"].max()).normalize() + pd.Timedelta(days=1)
+    return make_fit_data(fact, tables["dim_customer"], tables["dim_product"], as_of,
+                         segments=compute_segments(tables, as_of),
+                         promotions=tables.get("dim_promotion") if with_promotions else None)
+
+
 def fit_production(tables: dict, tuning: dict, fingerprint: str | None = None, seed: int = 0,
-                   log=None, tables_dir=None) -> ProductionModel:
+                   log=None, tables_dir=None, cache_dir=None) -> ProductionModel:
     """Refit the tuned hybrids (``all`` and ``new``) and the cold-start models on all data.
 
     A hybrid with a learned re-ranker reuses the ranker trained by the hybrid notebook
     (``<tables_dir>/hybrid_ranker_<protocol>.pkl``; its features are relative to the
     scoring date, so it applies to the all-data fit) with every component it was trained on.
+    With ``cache_dir`` (a processed folder whose star schema ``tables`` is, ``fingerprint``
+    its data fingerprint) the component fits go through the model cache
+    (:mod:`helpers.model_cache`, stage ``production``): the model notebooks fit them ahead
+    (:func:`helpers.models.later_fits`).
     """
     from helpers.recommenders.content import ContentTFIDF
-    from helpers.segments import compute_segments
 
     log = log or (lambda *_: None)
     t0 = time.perf_counter()
     if "hybrid" not in tuning:
         raise KeyError("tuning.json has no 'hybrid' entry: run the hybrid notebook (06) first")
     hyb = tuning["hybrid"]
-    fact = tables["fact_transactions"]
-    as_of = pd.Timestamp(fact["timestamp"].max()).normalize() + pd.Timedelta(days=1)
-    segments = compute_segments(tables, as_of)
     needs_promos = any(float(hyb[p]["rules"].get("promo_boost") or 0) for p in hyb)
-    fit = make_fit_data(fact, tables["dim_customer"], tables["dim_product"], as_of, segments=segments,
-                        promotions=tables.get("dim_promotion") if needs_promos else None)
+    fit = production_fit_data(tables, needs_promos)
+    if cache_dir is not None and fingerprint:
+        model_cache.enable(fit, cache_dir, fingerprint, models.PRODUCTION_STAGE)
     tuned = production_tuning({k: v for k, v in tuning.items()}, seed)
     timings = {"fit_data_s": round(time.perf_counter() - t0, 2)}
     cache: dict = {}
@@ -728,6 +743,7 @@ def export(processed_dir=None, tables_dir=None, export_dir=None, top_n: int = 10
     if tuning is None:
         tuning = models.load_tuning(tables_dir or config.TABLES_DIR)
     needs_promos = any(float(v["rules"].get("promo_boost") or 0) for v in tuning.get("hybrid", {}).values())
+    from_processed = tables is None  # then the fingerprint of the processed folder is the one of these tables
     if tables is None:
         names = ["fact_transactions", "dim_customer", "dim_product", "customer_exposure"]
         tables = load_tables(processed_dir, names=names + (["dim_promotion"] if needs_promos else []))
@@ -741,7 +757,8 @@ def export(processed_dir=None, tables_dir=None, export_dir=None, top_n: int = 10
                                   "dim_promotion", "customer_exposure")) else None
     timings["load_s"] = round(time.perf_counter() - t_start, 2)
 
-    model = fit_production(tables, tuning, fingerprint, seed, log=log, tables_dir=tables_dir or config.TABLES_DIR)
+    model = fit_production(tables, tuning, fingerprint, seed, log=log, tables_dir=tables_dir or config.TABLES_DIR,
+                           cache_dir=config.processed_dir(processed_dir) if from_processed else None)
     timings.update(model.timings)
     fit = model.fit
     products = ProductLookup(tables["dim_product"])

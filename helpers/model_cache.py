@@ -59,6 +59,12 @@ def _canonical(value):
     return repr(value)
 
 
+def stage_label(fit: FitData) -> str | None:
+    """The cache stage label of ``fit`` (``None``: not cached)."""
+    where = fit.extras.get("model_cache")
+    return None if where is None else where[1]
+
+
 def model_path(fit: FitData, name: str, params: dict) -> Path | None:
     """Where ``name`` with ``params`` fitted on ``fit`` is stored (``None``: not cached)."""
     where = fit.extras.get("model_cache")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -241,12 +242,90 @@ def earlier_stages(tables: dict, split, valid_days: int, n: int, processed_dir=N
     return stages
 
 
+#: Stage label of the export's all-data fits (:func:`helpers.export.fit_production`).
+PRODUCTION_STAGE = "production"
+
+
+@dataclass
+class LaterFit:
+    """A fit window used after the model notebooks: one of the hybrid's earlier validation
+    windows (06) or the export's all-data fit (08). The chosen models are fitted there ahead,
+    into the model cache, so that those notebooks load them (:func:`prefit`)."""
+
+    fit: FitData
+    production: bool = False  # fitted with the export's parameters (helpers.export.production_tuning)
+
+
+def later_fits(tables: dict, split, valid_days: int = 28, weight_windows: int = 2,
+               processed_dir=None) -> list[LaterFit]:
+    """The fit windows of the hybrid's ``weight_windows - 1`` earlier validation windows
+    (:func:`earlier_stages`, the same stages as the hybrid notebook) and of the export
+    (:func:`helpers.export.production_fit_data`), each with its model cache location.
+
+    Empty when the processed folder has no data fingerprint (nothing would be shared).
+    Earlier windows that do not fit in the data are left out (the hybrid notebook says so
+    when it asks for them)."""
+    from helpers.config import processed_dir as resolve
+    from helpers.data import load_meta
+    from helpers.export import production_fit_data
+
+    try:
+        fingerprint = load_meta(processed_dir).get("fingerprint")
+    except FileNotFoundError:
+        return []
+    if not fingerprint:
+        return []
+    try:
+        earlier = earlier_stages(tables, split, valid_days, weight_windows - 1, processed_dir)
+    except ValueError:
+        earlier = []
+    production = production_fit_data(tables)
+    model_cache.enable(production, resolve(processed_dir), fingerprint, PRODUCTION_STAGE)
+    return [LaterFit(st.fit) for st in earlier] + [LaterFit(production, production=True)]
+
+
+def _fitted_params(name: str, params: dict, production: bool, seed: int) -> dict:
+    if not production:
+        return params
+    from helpers.export import production_tuning
+
+    return production_tuning({name: {"p": params}}, seed)[name]["p"]
+
+
+def prefit(best: dict[str, dict], later: list[LaterFit], seed: int = 0, log=None) -> int:
+    """Fit every chosen ``{model: {protocol: params}}`` (and buy-again's fixed hybrid extras,
+    :data:`HYBRID_EXTRAS`) on each later fit window into the model cache; fits already there
+    are skipped. Returns the number of fits made. The hybrid and export notebooks load them
+    instead of fitting: same parameters and fit data, hence the same models."""
+    made = 0
+    for target in later:
+        specs: dict[tuple[str, str], dict] = {}
+        for name, by_protocol in best.items():
+            entries = list(by_protocol.values())
+            entries += [params for base, params in HYBRID_EXTRAS.values() if base == name]
+            for params in entries:
+                params = _fitted_params(name, params, target.production, seed)
+                specs[(name, json.dumps(_jsonable(params), sort_keys=True))] = params
+        for (name, _), params in specs.items():
+            path = model_cache.model_path(target.fit, name, params)
+            if path is None or path.exists():
+                continue
+            make_model(name, params, target.fit)  # fitted and stored, then dropped
+            made += 1
+            if log:
+                log(f"{name} {params} fitted ahead on {model_cache.stage_label(target.fit)}")
+    return made
+
+
 def run_chapter(names: list[str], valid: Stage, test: Stage, tables_dir, overrides: dict | None = None,
-                n_boot: int = 1000, seed: int = 0, log=None) -> dict:
+                n_boot: int = 1000, seed: int = 0, log=None, later: list[LaterFit] = ()) -> dict:
     """Tune each model on validation, refit the chosen parameters on train + validation, score test once.
 
     Writes ``tuning.json`` (merged), ``metrics_<model>.csv`` and ``predictions_<model>.parquet``
     to ``tables_dir``; returns ``{"tuning": table, "best": {...}, "metrics": ..., "predictions": ...}``.
+    The chosen models are also fitted on the ``later`` fit windows (:func:`later_fits`,
+    :func:`prefit`): the hybrid and the export then load them from the model cache, and
+    that work runs here, while the other model notebooks run, instead of in a later notebook.
     """
     tables_dir = Path(tables_dir)
     tables_dir.mkdir(parents=True, exist_ok=True)
@@ -257,9 +336,13 @@ def run_chapter(names: list[str], valid: Stage, test: Stage, tables_dir, overrid
     save_tuning(best, tables_dir)
     models = fit_tuned(best, test.fit, names)
     metrics, predictions, _ = evaluate_models(models, test, test.fit.segments, n_boot=n_boot, seed=seed)
+    del models
     for name in names:
         metrics[metrics["model"] == name].to_csv(tables_dir / f"metrics_{name}.csv", index=False)
         predictions[predictions["model"] == name].to_parquet(tables_dir / f"predictions_{name}.parquet", index=False)
+    if later:
+        tuned = load_tuning(tables_dir)  # as the hybrid and the export read them back
+        prefit({name: tuned[name] for name in names}, list(later), seed=seed, log=log)
     return {"tuning": pd.concat(tuning_tables, ignore_index=True), "best": best, "metrics": metrics,
             "predictions": predictions}
 

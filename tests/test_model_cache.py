@@ -106,3 +106,64 @@ def test_tune_stores_the_best_candidate_per_protocol(tmp_path, tiny_tables, monk
     assert calls == []  # both protocols' winners came from the tuning fits
     stored = sorted(p.name for p in model_cache.model_path(stage.fit, "x", {}).parent.glob("*.pkl"))
     assert len(stored) == len({str(b) for b in best.values()})  # only the winners are kept
+
+
+@pytest.fixture()
+def processed(tmp_path):
+    from helpers.data import build_star_schema, load_tables
+
+    folder = tmp_path / "processed"
+    build_star_schema("synthetic", output_dir=folder, n_customers=120, n_products=90, n_days=150, seed=3)
+    return folder, load_tables(folder, names=("fact_transactions", "dim_customer", "dim_product",
+                                              "customer_exposure", "dim_date"))
+
+
+def test_prefit_fills_the_cache_that_the_hybrid_and_the_export_read(processed, tmp_path, monkeypatch):
+    from helpers.data import load_meta
+    from helpers.evaluation import temporal_split
+    from helpers.export import fit_production
+    from helpers.recommenders.als import ALS
+    from helpers.recommenders.buy_again import BuyAgain
+
+    folder, tables = processed
+    split = temporal_split(tables["fact_transactions"], test_days=28, valid_days=28)
+    later = models.later_fits(tables, split, 28, weight_windows=2, processed_dir=folder)
+    assert [t.production for t in later] == [False, True]
+    assert model_cache.stage_label(later[0].fit).startswith("valid-1-")
+    assert model_cache.stage_label(later[1].fit).startswith(models.PRODUCTION_STAGE)
+    als = {"factors": 8, "iterations": 3, "regularization": 0.1, "weighting": "bm25", "alpha": 1.0}
+    chosen = {"als": {"all": als, "new": als}, "buy_again": {"all": {"half_life_days": 30.0, "repeat_beta": 0.5}}}
+    tables_dir = tmp_path / "tables"
+    models.save_tuning(chosen, tables_dir)
+    tuned = models.load_tuning(tables_dir)
+    # per window: one ALS (both protocols share it), buy again and its two fixed hybrid extras
+    assert models.prefit(tuned, later, seed=0) == 8
+    assert models.prefit(tuned, later, seed=0) == 0  # already there
+
+    calls = _count_fits(monkeypatch, ALS) + _count_fits(monkeypatch, BuyAgain)
+    # the hybrid notebook builds its own earlier stage and fits its components there: all loaded
+    earlier = models.earlier_stages(tables, split, 28, 1, folder)
+    comps = models.fit_components(tuned, earlier[0].fit, "all", ("buy_again", "buy_again_recent",
+                                                                 "buy_again_long", "als"))
+    assert set(comps) == {"buy_again", "buy_again_recent", "buy_again_long", "als"} and calls == []
+    # the export's all-data fit (ALS seeded as the export seeds it) is loaded too, and scores as a fresh fit
+    hybrid = {p: {"weights": {"als": 0.5, "buy_again": 0.5} if p == "all" else {"als": 1.0}, "rules": {},
+                  "light_max_baskets": 3, "components": ["als", "buy_again"] if p == "all" else ["als"]}
+              for p in ("all", "new")}
+    save = dict(tuned, hybrid=hybrid)
+    fingerprint = load_meta(folder)["fingerprint"]
+    model = fit_production(tables, save, fingerprint, seed=0, tables_dir=tables_dir, cache_dir=folder)
+    assert not [c for c in calls if c == "ALS"]
+    fresh = fit_production(tables, save, None, seed=0, tables_dir=tables_dir)
+    rows = np.arange(model.fit.n_customers)
+    for protocol in ("all", "new"):
+        a, b = model.components(protocol), fresh.components(protocol)
+        for name in a:
+            assert np.array_equal(a[name].score(rows), b[name].score(rows)), (protocol, name)
+
+
+def test_no_later_fits_without_a_data_fingerprint(tiny_tables, tmp_path):
+    from helpers.evaluation import temporal_split
+
+    split = temporal_split(tiny_tables["fact_transactions"], test_days=7, valid_days=7)
+    assert models.later_fits(tiny_tables, split, 7, 2, processed_dir=tmp_path / "nothing") == []
