@@ -58,8 +58,8 @@ def test_start_order_numeric_with_one_job_longest_chain_first_otherwise():
     names = sorted(DEPENDS_ON)
     assert start_order(names, DEPENDS_ON, 1) == names
     order = start_order(names, DEPENDS_ON, 2)
-    assert order[:3] == ["00_data_model", "04_als", "03_popularity"]  # 04 -> 06 -> 08 is the critical path
-    assert order.index("05_similarity") < order.index("01_eda")
+    assert order[:4] == ["00_data_model", "04_als", "05_similarity", "03_popularity"]  # 04 -> 06 -> 08: critical
+    assert order.index("03_popularity") < order.index("01_eda")
 
 
 # --------------------------------------------------------------- scheduler
