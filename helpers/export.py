@@ -358,19 +358,12 @@ def rows_frame(customer_ids, ranks, product_ids, scores, reasons, products: Prod
 
 
 # -------------------------------------------------------------- explanations
-def _best_per_pair(pair: np.ndarray, col: np.ndarray, val: np.ndarray, n: int) -> np.ndarray:
-    """Per pair, the column of the largest positive value (ties: lower column); -1 if none."""
-    out = np.full(n, -1, dtype=np.int64)
-    keep = np.isfinite(val) & (val > 0)
-    if not keep.any():
-        return out
-    pair, col, val = pair[keep], col[keep], val[keep]
-    order = np.lexsort((col, -val, pair))
-    pair, col = pair[order], col[order]
-    first = np.ones(len(pair), dtype=bool)
-    first[1:] = pair[1:] != pair[:-1]
-    out[pair[first]] = col[first]
-    return out
+def _best_other_per_row(m: sp.csr_matrix, own: np.ndarray) -> np.ndarray:
+    """Per row ``r`` of ``m``, the column of the largest positive entry other than column
+    ``own[r]`` (ties: lower column); -1 if none."""
+    m = sp.csr_matrix(m)
+    val = np.where(m.indices == np.repeat(own, np.diff(m.indptr)), 0, m.data)
+    return _best_per_row(m.indptr, m.indices.astype(np.int64), val)
 
 
 def _best_per_row(indptr: np.ndarray, col: np.ndarray, val: np.ndarray) -> np.ndarray:
@@ -427,9 +420,7 @@ class Explainer:
             return out
         for s in range(0, len(rows), self.PAIR_BATCH):
             r, c = rows[s:s + self.PAIR_BATCH], cols[s:s + self.PAIR_BATCH]
-            e = self.sim_t[c].multiply(self.x[r]).tocoo()
-            ok = e.col != c[e.row]
-            out[s:s + len(r)] = _best_per_pair(e.row[ok], e.col[ok].astype(np.int64), e.data[ok], len(r))
+            out[s:s + len(r)] = _best_other_per_row(self.sim_t[c].multiply(self.x[r]), c)
         return out
 
     def content(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
@@ -476,9 +467,7 @@ class Explainer:
         out = np.full(len(rows), -1, dtype=np.int64)
         for s in range(0, len(rows), self.PAIR_BATCH):
             r, c = rows[s:s + self.PAIR_BATCH], cols[s:s + self.PAIR_BATCH]
-            e = self.x[r].tocoo()
-            ok = e.col != c[e.row]
-            out[s:s + len(r)] = _best_per_pair(e.row[ok], e.col[ok].astype(np.int64), e.data[ok], len(r))
+            out[s:s + len(r)] = _best_other_per_row(self.x[r], c)
         return out
 
     def similar_past(self, rows: np.ndarray, cols: np.ndarray, component: np.ndarray) -> np.ndarray:

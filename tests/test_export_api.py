@@ -412,3 +412,40 @@ def test_explainer_content_equals_brute_force(tiny_tables):
         best = max(vals.values())
         near = [j for j, v in vals.items() if np.isclose(v, best, rtol=1e-5)]
         assert got[a] in near, (r, c, got[a], near)
+
+
+def test_explainer_knn_and_most_bought_equal_brute_force(tiny_tables):
+    """The past product that explains an item by co-purchase: argmax over the customer's past
+    products j (not the item) of x[u, j] * S[j, i]; the fallback, the most bought past product."""
+    from helpers.export import Explainer
+    from helpers.recommenders.base import make_fit_data
+    from helpers.recommenders.content import ContentTFIDF
+    from helpers.recommenders.itemknn import ItemKNN
+
+    fact = tiny_tables["fact_transactions"]
+    fit = make_fit_data(fact, tiny_tables["dim_customer"], tiny_tables["dim_product"], fact["timestamp"].max())
+    knn = ItemKNN(k_neighbors=10, weighting="none", similarity="cosine").fit(fit)
+    ex = Explainer(fit, ContentTFIDF(min_df=1).fit(fit), knn)
+    ex.PAIR_BATCH = 64  # several batches
+    rng = np.random.default_rng(1)
+    x = fit.user_items.toarray().astype(np.float64)
+    rows = rng.integers(0, fit.n_customers, size=500)
+    rows[:50] = int(np.argmax(x.sum(axis=1)))  # a heavy customer: many candidates per pair
+    cols = rng.integers(0, fit.n_items, size=500)
+    cols[:50] = np.flatnonzero(x[rows[0]])[:50] if (x[rows[0]] > 0).sum() >= 50 else cols[:50]
+    s = knn.similarity_.toarray().astype(np.float64)
+    got_knn, got_most = ex.knn(rows, cols), ex.most_bought(rows, cols)
+    found = 0
+    for a, (r, c) in enumerate(zip(rows, cols)):
+        vals = x[r] * s[:, c]
+        vals[c] = 0.0
+        if vals.max() <= 0:
+            assert got_knn[a] == -1
+        else:
+            found += 1
+            near = np.flatnonzero(np.isclose(vals, vals.max(), rtol=1e-5))
+            assert got_knn[a] in near, (r, c, got_knn[a], near)
+        counts = x[r].copy()
+        counts[c] = 0.0
+        assert got_most[a] == (int(np.argmax(counts)) if counts.max() > 0 else -1)
+    assert found > 50
