@@ -119,9 +119,16 @@ def make_fit_data(
     )
 
 
+#: Environment variable with the thread budget of this process (the pipeline sets it for each
+#: kernel when it runs several notebooks at once); unset or 0: every core.
+THREADS_ENV = "RECBOOK_THREADS"
+
+
 def n_threads(requested: int = 0) -> int:
-    """Worker threads for block-parallel scoring: ``requested``, or every core when 0."""
-    return max(1, int(requested) or (os.cpu_count() or 1))
+    """Threads for parallel work (block scoring, implicit's solvers): ``requested``, or when 0
+    the process's budget (:data:`THREADS_ENV`), else every core. Results never depend on it."""
+    budget = int(os.environ.get(THREADS_ENV) or 0)
+    return max(1, int(requested) or budget or (os.cpu_count() or 1))
 
 
 def map_blocks(fn, n: int, block: int, threads: int = 0) -> None:
