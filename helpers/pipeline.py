@@ -470,6 +470,7 @@ def run(dataset: str = config.DEFAULT_DATASET, data_dir=None, output_dir=None, p
     from papermill.exceptions import PapermillExecutionError
 
     from helpers import writelog
+    from helpers.recommenders.base import THREADS_FILE_ENV
 
     if dataset not in config.DATASETS:
         raise SystemExit(f"unknown dataset {dataset!r}; choose one of {config.DATASETS}")
@@ -532,6 +533,18 @@ def run(dataset: str = config.DEFAULT_DATASET, data_dir=None, output_dir=None, p
     logged_files: dict[str, set[str]] = {}
     started = [0]
     t_run = time.perf_counter()
+    # With several notebooks at once, the kernels share the cores: their own thread pools follow a
+    # budget file (cores / notebooks running, rewritten at each start and finish) and BLAS runs on
+    # one thread (the project's block threads already run BLAS calls side by side).
+    threads_file = staging / ".threads" if jobs > 1 else None
+    kernel_env = {} if threads_file is None else {THREADS_FILE_ENV: str(threads_file), "OPENBLAS_NUM_THREADS": "1",
+                                                  "MKL_NUM_THREADS": "1"}
+
+    def share_cores() -> None:
+        if threads_file is not None:
+            tmp = threads_file.with_name(".threads.tmp")
+            tmp.write_text(str(max(1, (os.cpu_count() or 1) // max(1, len(running)))))
+            os.replace(tmp, threads_file)
 
     def start(stem: str):
         nb = by_stem[stem]
@@ -554,9 +567,11 @@ def run(dataset: str = config.DEFAULT_DATASET, data_dir=None, output_dir=None, p
         write_log = work / "writes.log"
         running[stem] = {"work": work, "before": before, "merged_before": merged_before, "t0": t0,
                          "data_before": _snapshot([processed]), "write_log": write_log}
+        share_cores()
         out = staging / "executed" / nb.name
         parameters = nb_params(nb, str(work))
-        kernel_args = ["--IPKernelApp.exec_lines=__import__('helpers.writelog', fromlist=['install'])"
+        kernel_args = [f"--IPKernelApp.exec_lines=__import__('os').environ.update({kernel_env!r}); "
+                       "__import__('helpers.writelog', fromlist=['install'])"
                        f".install({str(write_log)!r}, {str(processed)!r})"]
 
         def task():
@@ -575,6 +590,7 @@ def run(dataset: str = config.DEFAULT_DATASET, data_dir=None, output_dir=None, p
 
     def finish(stem: str, _result) -> None:
         nb, r = by_stem[stem], running.pop(stem)
+        share_cores()
         files, noted = writelog.read(r["write_log"])
         outputs, merged = stage.merge(stem, r["work"], r["before"], r["merged_before"], noted)
         changed_data[stem] = _changed(r["data_before"], _snapshot([processed]))

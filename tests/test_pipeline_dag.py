@@ -9,6 +9,7 @@ and failures are tested in seconds without papermill kernels.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -179,6 +180,9 @@ if keys:
     current.update({k: {"by": stem, "knob": params.get("knob")} for k in keys})
     path.write_text(json.dumps(current, indent=2))
     writelog.note_keys(path, keys)
+if spec.get("threads"):  # the thread budget while this notebook runs, and the BLAS setting
+    from helpers.recommenders.base import n_threads
+    (R / "tables" / f"threads_{stem}.txt").write_text(f"{n_threads()} {os.environ.get('OPENBLAS_NUM_THREADS')}")
 time.sleep(spec.get("sleep_after", 0))
 if spec.get("fail"):
     sys.exit(3)
@@ -269,6 +273,21 @@ def test_fake_run_merges_reports_and_attributes_each_notebooks_outputs(fake_proj
     assert any(line.startswith("[1/4] 00_data.ipynb") for line in lines)
     assert any(line.strip().startswith("02_right.ipynb done in") for line in lines)
     assert not any(p.name.startswith(".staging") for p in (out / "reports").iterdir())
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_kernels_share_the_cores_while_notebooks_run_at_once(fake_project, tmp_path, jobs):
+    specs = {stem: {**spec, "threads": True} for stem, spec in FAKE_SPECS.items()}
+    fake_run(fake_project, tmp_path / "out", specs=specs, jobs=jobs)
+    tables = tmp_path / "out" / "reports" / "tables"
+    got = {stem: (tables / f"threads_{stem}.txt").read_text().split() for stem in FAKE_GRAPH}
+    cpus = os.cpu_count() or 1
+    if jobs == 1:  # one at a time: every core, BLAS as configured
+        assert all(n == str(cpus) and blas == str(os.environ.get("OPENBLAS_NUM_THREADS")) for n, blas in got.values())
+    else:  # 01 and 02 run side by side (they read the budget while both run); 00 and 03 alone
+        assert got["01_left"][0] == got["02_right"][0] == str(max(1, cpus // 2))
+        assert got["00_data"][0] == got["03_join"][0] == str(cpus)
+        assert {blas for _, blas in got.values()} == {"1"}
 
 
 def test_fake_run_one_job_gives_the_same_reports(fake_project, tmp_path):

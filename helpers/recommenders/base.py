@@ -119,16 +119,29 @@ def make_fit_data(
     )
 
 
-#: Environment variable with the thread budget of this process (the pipeline sets it for each
-#: kernel when it runs several notebooks at once); unset or 0: every core.
+#: Environment variable with the thread budget of this process; unset or 0: every core.
 THREADS_ENV = "RECBOOK_THREADS"
+#: Environment variable naming a file that holds the budget, read at every call: the pipeline
+#: rewrites it as notebooks start and finish (cores / notebooks running), so that two notebooks
+#: running at once do not both start a thread per core.
+THREADS_FILE_ENV = "RECBOOK_THREADS_FILE"
+
+
+def thread_budget() -> int:
+    """Threads this process may use now (0: no budget set, every core)."""
+    path = os.environ.get(THREADS_FILE_ENV)
+    if path:
+        try:
+            return int(open(path).read())
+        except (OSError, ValueError):  # not written yet, or the run is over
+            pass
+    return int(os.environ.get(THREADS_ENV) or 0)
 
 
 def n_threads(requested: int = 0) -> int:
-    """Threads for parallel work (block scoring, implicit's solvers): ``requested``, or when 0
-    the process's budget (:data:`THREADS_ENV`), else every core. Results never depend on it."""
-    budget = int(os.environ.get(THREADS_ENV) or 0)
-    return max(1, int(requested) or budget or (os.cpu_count() or 1))
+    """Threads for parallel work (block scoring, weight search, implicit's solvers): ``requested``,
+    or when 0 the process's budget (:func:`thread_budget`), else every core. Results never depend on it."""
+    return max(1, int(requested) or thread_budget() or (os.cpu_count() or 1))
 
 
 def map_blocks(fn, n: int, block: int, threads: int = 0) -> None:
