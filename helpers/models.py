@@ -432,7 +432,7 @@ def run_hybrid(valid: Stage, test: Stage, tables_dir, names=HYBRID_COMPONENTS, r
                                  "too little data to train the ranker (turn it off)")
             held_out = Ranker(**ranker).fit(train)
             valid_examples = pool_examples(pool, PairHistory.from_fit(valid.fit))
-            held_scores = held_out.predict(valid_examples.x).reshape(pool.cands.shape)
+            held_scores = valid_examples.predict_slots(held_out).reshape(pool.cands.shape)
             early_weights, _ = search_weights(CandidatePool.concat(early) if len(early) > 1 else early[0], **search)
             blend_value = pool.evaluate(pool.weight_matrix(early_weights, light_max_baskets))
             ranker_value = pool.evaluate_scores(held_scores)

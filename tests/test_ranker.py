@@ -12,7 +12,7 @@ from helpers.recommenders.base import make_fit_data
 from helpers.recommenders.buy_again import BuyAgain
 from helpers.recommenders.hybrid import CandidatePool, Hybrid
 from helpers.recommenders.popularity import GlobalPopularity
-from helpers.recommenders.ranker import FEATURES, Examples, PairHistory, Ranker, candidates, pool_examples
+from helpers.recommenders.ranker import FEATURES, Examples, PairHistory, Ranker, candidates, design, pool_examples
 
 
 def _history_fit():
@@ -122,14 +122,16 @@ def test_pool_examples_label_the_bought_candidates(tiny_stage):
     pool = CandidatePool(comps, fd, tiny_stage.relevance, "all", pool_size=8)
     ex = pool_examples(pool, PairHistory.from_fit(fd))
     n, c = pool.cands.shape
-    assert ex.x.shape == (n * c, len(FEATURES) + 2)
+    assert ex.x.shape == (ex.valid.sum(), len(FEATURES) + 2)  # real candidates only
+    full = design(PairHistory.from_fit(fd), pool.rows, pool.cands, pool.scores)
+    np.testing.assert_array_equal(ex.x, full[ex.valid])
     rel = tiny_stage.relevance.matrix.toarray()[pool.rows]
     want = np.take_along_axis(rel, pool.cands, axis=1).ravel() > 0
     np.testing.assert_array_equal(ex.y, want)
     assert ex.valid.sum() == sum(len(set(r)) for r in pool.cands.tolist())
     # the pool scores a ranker's predictions as the hybrid ranks them
     r = Ranker(max_iter=10, min_samples_leaf=5).fit([ex])
-    p = r.predict(ex.x).reshape(n, c)
+    p = ex.predict_slots(r).reshape(n, c)
     h = Hybrid(comps, {"pop": 0.5, "buy": 0.5}, ranker=r, pool_size=8).fit(fd)
     assert pool.evaluate_scores(p) == pytest.approx(score_model(h, tiny_stage, ("all",))["all"], abs=1e-9)
 

@@ -271,10 +271,13 @@ class Hybrid(Recommender):
                         total += w[:, j][:, None] * np.where(np.isfinite(s), s, 0.0)
                 cands, stacked = candidates(normed, self.pool_size)
                 del normed
-                p = self.ranker.predict(design(self._history, r, cands, stacked)).reshape(cands.shape)
                 # a repeated column (sentinel -inf in every component) takes its first occurrence's value
                 dup = np.zeros(cands.shape, dtype=bool)
                 dup[:, 1:] = cands[:, 1:] == cands[:, :-1]
+                keep = ~dup.ravel()
+                p = np.zeros(cands.size, dtype=np.float32)
+                p[keep] = self.ranker.predict(design(self._history, r, cands, stacked, keep=keep))
+                p = p.reshape(cands.shape)
                 first = np.maximum.accumulate(np.where(dup, 0, np.arange(cands.shape[1])), axis=1)
                 p = np.take_along_axis(p, first, axis=1)
                 offset = 1.0 + w.sum(axis=1, dtype=np.float32)

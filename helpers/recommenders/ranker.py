@@ -161,30 +161,45 @@ class PairHistory:
         return np.nan_to_num(x, nan=-1.0, posinf=-1.0, neginf=-1.0).astype(np.float32)
 
 
-def design(history: PairHistory, rows: np.ndarray, cands: np.ndarray, stacked: np.ndarray) -> np.ndarray:
-    """Full feature matrix: :meth:`PairHistory.features` then the component scores (non-finite: -1)."""
-    comp = stacked.reshape(-1, stacked.shape[2]).astype(np.float32)
+def design(history: PairHistory, rows: np.ndarray, cands: np.ndarray, stacked: np.ndarray,
+           keep: np.ndarray | None = None) -> np.ndarray:
+    """Full feature matrix: :meth:`PairHistory.features` then the component scores (non-finite: -1),
+    one row per (row, candidate) slot in row-major order, or per slot of the flat mask ``keep``
+    only (e.g. the real candidates: a repeated column or padding need no prediction)."""
+    comp = stacked.reshape(-1, stacked.shape[2])
+    if keep is not None:
+        r = np.repeat(np.asarray(rows, dtype=np.int64), cands.shape[1])[keep]
+        rows, cands, comp = r, np.asarray(cands).ravel()[keep][:, None], comp[keep]
+    comp = comp.astype(np.float32)
     comp = np.where(np.isfinite(comp) & (comp > -1e8), comp, -1.0)
     return np.hstack([history.features(rows, cands), comp])
 
 
 @dataclass
 class Examples:
-    """Training pairs of one window: features, labels, and which slots are real candidates."""
+    """Training pairs of one window: labels ``y`` and real-candidate mask ``valid`` of every
+    slot, features ``x`` of the real candidates only (``x[i]`` is slot ``flatnonzero(valid)[i]``)."""
 
     x: np.ndarray
     y: np.ndarray
     valid: np.ndarray
+
+    def predict_slots(self, ranker: Ranker, fill: float = -1e9) -> np.ndarray:
+        """``ranker``'s probability at every slot (``fill`` where there is no real candidate)."""
+        out = np.full(len(self.valid), fill, dtype=np.float32)
+        out[self.valid] = ranker.predict(self.x)
+        return out
 
 
 def pool_examples(pool, history: PairHistory) -> Examples:
     """The (customer, candidate) pairs of a :class:`~helpers.recommenders.hybrid.CandidatePool`
     with labels from its relevance (bought in the evaluation window)."""
     n, c = pool.cands.shape
-    x = design(history, pool.rows, pool.cands, pool.scores)
+    valid = pool.valid_slots().ravel()
+    x = design(history, pool.rows, pool.cands, pool.scores, keep=valid)
     rel = sp.csr_matrix(pool.relevance.matrix)
     y = np.asarray(rel[np.repeat(np.arange(n), c), pool.cands.ravel()]).ravel() > 0
-    return Examples(x, y, pool.valid_slots().ravel())
+    return Examples(x, y, valid)
 
 
 class Ranker:
@@ -209,7 +224,7 @@ class Ranker:
             keep = ex.valid.copy()
             if self.negative_rate < 1:
                 keep &= ex.y | (rng.random(len(ex.y)) < self.negative_rate)
-            xs.append(ex.x[keep])
+            xs.append(ex.x[keep[ex.valid]])  # x holds the valid slots only
             ys.append(ex.y[keep])
         y = np.concatenate(ys) if ys else np.zeros(0, dtype=bool)
         if len(np.unique(y)) < 2:
