@@ -303,6 +303,22 @@ def test_similar_products_new_and_unknown(content_data):
     assert ids[0, 0] == 9 and (ids[0, 1:] == -1).all()
 
 
+def test_similar_products_mixed_queries_equal_single_ones_and_the_text_vectors(content_data):
+    model = ContentTFIDF(min_df=1).fit(content_data)
+    queries = [11, 5, 424242, 3, 12, 1]  # not a candidate, candidate, unknown, ...
+    ids, scores = model.similar_products(queries, k=3, include_new=False)
+    for i, q in enumerate(queries):
+        one_ids, one_scores = model.similar_products([q], k=3, include_new=False)
+        assert ids[i].tolist() == one_ids[0].tolist()
+        np.testing.assert_array_equal(scores[i], one_scores[0])
+    # a candidate's row is its text's TF-IDF vector: the scores are the cosines of the texts
+    cand = model.transform(content_data.item_ids)
+    q = model.transform(np.array([5]))
+    cos = (q @ cand.T).toarray()[0]
+    col = content_data.item_columns(np.array([ids[1, 0]]))[0]
+    assert scores[1, 0] == pytest.approx(cos[col], rel=1e-5)
+
+
 def test_score_products_anonymous_basket(content_data):
     model = ContentTFIDF(min_df=1).fit(content_data)
     s = model.score_products([6])

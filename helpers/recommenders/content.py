@@ -243,13 +243,21 @@ class ContentTFIDF(FallbackMixin, Recommender):
             return np.zeros((0, k), dtype=np.int64), np.zeros((0, k), dtype=np.float32)
         cand_ids, cand = self._candidates(include_new)
         k_eff = min(k, len(cand_ids))
-        queries = self.transform(q_ids)
         out_ids = np.full((len(q_ids), k), -1, dtype=np.int64)
         out_scores = np.full((len(q_ids), k), -np.inf, dtype=np.float32)
         if k_eff == 0:
             return out_ids, out_scores
         self_pos = np.clip(np.searchsorted(cand_ids, q_ids), 0, len(cand_ids) - 1)
         is_cand = cand_ids[self_pos] == q_ids
+        # a candidate's query vector is its candidate row (no second pass over its text)
+        queries = cand[self_pos[is_cand]]
+        if not is_cand.all():
+            stacked = sp.vstack([queries, self.transform(q_ids[~is_cand])]).tocsr()
+            position = np.empty(len(q_ids), dtype=np.int64)
+            position[np.flatnonzero(is_cand)] = np.arange(int(is_cand.sum()))
+            position[np.flatnonzero(~is_cand)] = int(is_cand.sum()) + np.arange(int((~is_cand).sum()))
+            queries = stacked[position]
+        queries = sp.csr_matrix(queries, dtype=np.float32)
         # Products with the same text have the same scores against every candidate:
         # rank once per distinct TF-IDF row, k + 1 deep, then drop each query's own slot.
         first, group = _distinct_rows(queries)
