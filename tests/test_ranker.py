@@ -129,6 +129,9 @@ def test_pool_examples_label_the_bought_candidates(tiny_stage):
     want = np.take_along_axis(rel, pool.cands, axis=1).ravel() > 0
     np.testing.assert_array_equal(ex.y, want)
     assert ex.valid.sum() == sum(len(set(r)) for r in pool.cands.tolist())
+    # compacted: real candidates first in every row, as many columns as the fullest row needs
+    assert pool.cands.shape[1] == max(len(set(r)) for r in pool.cands.tolist())
+    assert all(not v[np.argmin(v):].any() for v in ex.valid.reshape(n, c) if not v.all())
     # the pool scores a ranker's predictions as the hybrid ranks them
     r = Ranker(max_iter=10, min_samples_leaf=5).fit([ex])
     p = ex.predict_slots(r).reshape(n, c)

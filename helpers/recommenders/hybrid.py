@@ -321,7 +321,20 @@ class CandidatePool:
         self.cands = np.concatenate(cand_parts) if cand_parts else np.zeros((0, width), np.int64)
         self.scores = np.concatenate(score_parts) if score_parts else np.zeros((0, width, len(self.names)))
         self.scores = np.where(np.isfinite(self.scores), self.scores, -1e9).astype(np.float32)
+        self._compact()
         self.relevance = es.relevance
+
+    def _compact(self) -> None:
+        """Move each row's real candidates first (in their column order) and drop the columns
+        no row fills: a repeated column is never a candidate, and every trial of the weight
+        search pays for each column. Rankings are unchanged (ties still go to the lower column)."""
+        valid = self.scores.max(axis=2) > -1e8 if self.scores.size else np.zeros(self.cands.shape, dtype=bool)
+        if not valid.size:
+            return
+        width = int(valid.sum(axis=1).max())
+        order = np.argsort(~valid, axis=1, kind="stable")[:, :width]
+        self.cands = np.take_along_axis(self.cands, order, axis=1)
+        self.scores = np.take_along_axis(self.scores, order[:, :, None], axis=1)
 
     @classmethod
     def concat(cls, pools: list[CandidatePool]) -> CandidatePool:

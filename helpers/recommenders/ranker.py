@@ -221,11 +221,12 @@ class Ranker:
         rng = np.random.default_rng(self.seed)
         xs, ys = [], []
         for ex in windows:
-            keep = ex.valid.copy()
-            if self.negative_rate < 1:
-                keep &= ex.y | (rng.random(len(ex.y)) < self.negative_rate)
-            xs.append(ex.x[keep[ex.valid]])  # x holds the valid slots only
-            ys.append(ex.y[keep])
+            y = ex.y[ex.valid]  # x holds the valid slots only
+            keep = np.ones(len(y), dtype=bool)
+            if self.negative_rate < 1:  # one draw per real candidate: the slot layout does not matter
+                keep = y | (rng.random(len(y)) < self.negative_rate)
+            xs.append(ex.x[keep])
+            ys.append(y[keep])
         y = np.concatenate(ys) if ys else np.zeros(0, dtype=bool)
         if len(np.unique(y)) < 2:
             raise ValueError("the ranker needs both bought and not-bought candidates in its training windows")
