@@ -166,3 +166,22 @@ def test_run_hybrid_chooses_on_validation_and_saves_the_ranker(tiny_tables, tmp_
             metric_value(out["metrics"], "hybrid", "all"), abs=1e-9)
     with pytest.raises(ValueError, match="earlier"):
         models.run_hybrid(valid, test, tmp_path, names, n_trials=5, n_boot=20, ranker={})
+
+
+def test_ranker_training_does_not_depend_on_pool_compaction(tiny_stage, monkeypatch):
+    fd = tiny_stage.fit
+    pop = GlobalPopularity().fit(fd)
+    comps = {"pop": pop, "pop_again": pop, "buy": BuyAgain(half_life_days=30).fit(fd)}  # many repeats
+    pool = CandidatePool(comps, fd, tiny_stage.relevance, "all", pool_size=8)
+    monkeypatch.setattr(CandidatePool, "_compact", lambda self: None)
+    wide = CandidatePool(comps, fd, tiny_stage.relevance, "all", pool_size=8)
+    assert wide.cands.shape[1] > pool.cands.shape[1]  # repeated columns were dropped
+    history = PairHistory.from_fit(fd)
+    # one negative-sampling draw per slot of the uncompacted pool, as before compaction existed
+    ea, eb = pool_examples(pool, history), pool_examples(wide, history)
+    assert ea.draws == eb.draws == wide.cands.size and np.array_equal(ea.draw_at, eb.draw_at)
+    a = Ranker(max_iter=10, min_samples_leaf=5, negative_rate=0.5).fit([pool_examples(pool, history)])
+    b = Ranker(max_iter=10, min_samples_leaf=5, negative_rate=0.5).fit([pool_examples(wide, history)])
+    assert a.n_train_ == b.n_train_  # the same negatives were drawn
+    x = pool_examples(pool, history).x
+    np.testing.assert_array_equal(a.predict(x), b.predict(x))

@@ -333,6 +333,8 @@ class CandidatePool:
             return
         width = int(valid.sum(axis=1).max())
         order = np.argsort(~valid, axis=1, kind="stable")[:, :width]
+        self.full_width = self.cands.shape[1]
+        self.slot_of = order  # each kept slot's column before compaction
         self.cands = np.take_along_axis(self.cands, order, axis=1)
         self.scores = np.take_along_axis(self.scores, order[:, :, None], axis=1)
 

@@ -183,6 +183,10 @@ class Examples:
     x: np.ndarray
     y: np.ndarray
     valid: np.ndarray
+    # the negative sampling draws one number per slot of the pool before compaction
+    # (``draws`` of them); ``draw_at``: the draw of each real candidate. None: one per real candidate.
+    draws: int | None = None
+    draw_at: np.ndarray | None = None
 
     def predict_slots(self, ranker: Ranker, fill: float = -1e9) -> np.ndarray:
         """``ranker``'s probability at every slot (``fill`` where there is no real candidate)."""
@@ -199,7 +203,12 @@ def pool_examples(pool, history: PairHistory) -> Examples:
     x = design(history, pool.rows, pool.cands, pool.scores, keep=valid)
     rel = sp.csr_matrix(pool.relevance.matrix)
     y = np.asarray(rel[np.repeat(np.arange(n), c), pool.cands.ravel()]).ravel() > 0
-    return Examples(x, y, valid)
+    # negatives are drawn per slot of the pool's layout before compaction (CandidatePool._compact)
+    slot_of = getattr(pool, "slot_of", None)
+    width = getattr(pool, "full_width", c)
+    cols = slot_of if slot_of is not None else np.broadcast_to(np.arange(c), (n, c))
+    full = (np.arange(n)[:, None] * width + cols).ravel()
+    return Examples(x, y, valid, draws=n * width, draw_at=full[valid])
 
 
 class Ranker:
@@ -223,8 +232,9 @@ class Ranker:
         for ex in windows:
             y = ex.y[ex.valid]  # x holds the valid slots only
             keep = np.ones(len(y), dtype=bool)
-            if self.negative_rate < 1:  # one draw per real candidate: the slot layout does not matter
-                keep = y | (rng.random(len(y)) < self.negative_rate)
+            if self.negative_rate < 1:
+                draws = rng.random(ex.draws)[ex.draw_at] if ex.draws is not None else rng.random(len(y))
+                keep = y | (draws < self.negative_rate)
             xs.append(ex.x[keep])
             ys.append(y[keep])
         y = np.concatenate(ys) if ys else np.zeros(0, dtype=bool)
