@@ -198,23 +198,29 @@ def prepare_stages(tables: dict, test_days: int = 28, valid_days: int = 28, proc
     split.write(resolve(processed_dir) / "split.json")
     valid = make_stage(tables, split, "valid", compute_segments)
     test = make_stage(tables, split, "test", compute_segments)
-    _share_fits([valid, test], processed_dir)
+    _share_fits([(st.fit, st.name) for st in (valid, test)], processed_dir)
     return split, valid, test
 
 
-def _share_fits(stages: list[Stage], processed_dir) -> None:
-    """Fits of these stages are shared between notebooks (:mod:`helpers.model_cache`)
-    when the processed folder has a data fingerprint."""
-    from helpers.config import processed_dir as resolve
+def _data_fingerprint(processed_dir) -> str | None:
+    """The data fingerprint of a processed folder (None: no metadata, or none recorded)."""
     from helpers.data import load_meta
 
     try:
-        fingerprint = load_meta(processed_dir).get("fingerprint")
+        return load_meta(processed_dir).get("fingerprint") or None
     except FileNotFoundError:
-        return
+        return None
+
+
+def _share_fits(fits: list[tuple[FitData, str]], processed_dir) -> None:
+    """Fits on these ``(fit data, stage label)`` are shared between notebooks
+    (:mod:`helpers.model_cache`) when the processed folder has a data fingerprint."""
+    from helpers.config import processed_dir as resolve
+
+    fingerprint = _data_fingerprint(processed_dir)
     if fingerprint:
-        for stage in stages:
-            model_cache.enable(stage.fit, resolve(processed_dir), fingerprint, stage.name)
+        for fit, stage in fits:
+            model_cache.enable(fit, resolve(processed_dir), fingerprint, stage)
 
 
 def earlier_stages(tables: dict, split, valid_days: int, n: int, processed_dir=None) -> list[Stage]:
@@ -238,7 +244,7 @@ def earlier_stages(tables: dict, split, valid_days: int, n: int, processed_dir=N
         stage = make_stage(tables, shifted, "valid", compute_segments)
         stage.name = f"valid-{i}"
         stages.append(stage)
-    _share_fits(stages, processed_dir)
+    _share_fits([(st.fit, st.name) for st in stages], processed_dir)
     return stages
 
 
@@ -265,31 +271,17 @@ def later_fits(tables: dict, split, valid_days: int = 28, weight_windows: int = 
     Empty when the processed folder has no data fingerprint (nothing would be shared).
     Earlier windows that do not fit in the data are left out (the hybrid notebook says so
     when it asks for them)."""
-    from helpers.config import processed_dir as resolve
-    from helpers.data import load_meta
     from helpers.export import production_fit_data
 
-    try:
-        fingerprint = load_meta(processed_dir).get("fingerprint")
-    except FileNotFoundError:
-        return []
-    if not fingerprint:
+    if _data_fingerprint(processed_dir) is None:
         return []
     try:
         earlier = earlier_stages(tables, split, valid_days, weight_windows - 1, processed_dir)
     except ValueError:
         earlier = []
     production = production_fit_data(tables)
-    model_cache.enable(production, resolve(processed_dir), fingerprint, PRODUCTION_STAGE)
+    _share_fits([(production, PRODUCTION_STAGE)], processed_dir)
     return [LaterFit(st.fit) for st in earlier] + [LaterFit(production, production=True)]
-
-
-def _fitted_params(name: str, params: dict, production: bool, seed: int) -> dict:
-    if not production:
-        return params
-    from helpers.export import production_tuning
-
-    return production_tuning({name: {"p": params}}, seed)[name]["p"]
 
 
 def prefit(best: dict[str, dict], later: list[LaterFit], seed: int = 0, log=None) -> int:
@@ -297,14 +289,16 @@ def prefit(best: dict[str, dict], later: list[LaterFit], seed: int = 0, log=None
     :data:`HYBRID_EXTRAS`) on each later fit window into the model cache; fits already there
     are skipped. Returns the number of fits made. The hybrid and export notebooks load them
     instead of fitting: same parameters and fit data, hence the same models."""
+    from helpers.export import production_tuning
+
     made = 0
     for target in later:
+        tuned = production_tuning(best, seed) if target.production else best  # as the export fits them
         specs: dict[tuple[str, str], dict] = {}
-        for name, by_protocol in best.items():
+        for name, by_protocol in tuned.items():
             entries = list(by_protocol.values())
-            entries += [params for base, params in HYBRID_EXTRAS.values() if base == name]
+            entries += [params for base, params in HYBRID_EXTRAS.values() if base == name]  # fixed, as given
             for params in entries:
-                params = _fitted_params(name, params, target.production, seed)
                 specs[(name, json.dumps(_jsonable(params), sort_keys=True))] = params
         for (name, _), params in specs.items():
             path = model_cache.model_path(target.fit, name, params)

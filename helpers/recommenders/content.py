@@ -253,10 +253,8 @@ class ContentTFIDF(FallbackMixin, Recommender):
         queries = cand[self_pos[is_cand]]
         if not is_cand.all():
             stacked = sp.vstack([queries, self.transform(q_ids[~is_cand])]).tocsr()
-            position = np.empty(len(q_ids), dtype=np.int64)
-            position[np.flatnonzero(is_cand)] = np.arange(int(is_cand.sum()))
-            position[np.flatnonzero(~is_cand)] = int(is_cand.sum()) + np.arange(int((~is_cand).sum()))
-            queries = stacked[position]
+            source = np.concatenate([np.flatnonzero(is_cand), np.flatnonzero(~is_cand)])  # query of each row
+            queries = stacked[np.argsort(source)]
         queries = sp.csr_matrix(queries, dtype=np.float32)
         # Products with the same text have the same scores against every candidate:
         # rank once per distinct TF-IDF row, k + 1 deep, then drop each query's own slot.

@@ -295,6 +295,9 @@ class Hybrid(Recommender):
 class CandidatePool:
     """Component scores of each evaluated customer on a small candidate set, for fast weight search."""
 
+    full_width: int | None = None  # columns before compaction (None: never compacted)
+    slot_of: np.ndarray | None = None  # each kept slot's column before compaction
+
     def __init__(self, components: dict[str, Recommender], data: FitData, relevance, protocol: str,
                  pool_size: int = 100, k: int = 5, chunk_size: int = 512, threads: int = 0):
         es = evaluation_set(data.user_items, relevance, protocol)
@@ -334,7 +337,7 @@ class CandidatePool:
         width = int(valid.sum(axis=1).max())
         order = np.argsort(~valid, axis=1, kind="stable")[:, :width]
         self.full_width = self.cands.shape[1]
-        self.slot_of = order  # each kept slot's column before compaction
+        self.slot_of = order
         self.cands = np.take_along_axis(self.cands, order, axis=1)
         self.scores = np.take_along_axis(self.scores, order[:, :, None], axis=1)
 

@@ -204,9 +204,8 @@ def pool_examples(pool, history: PairHistory) -> Examples:
     rel = sp.csr_matrix(pool.relevance.matrix)
     y = np.asarray(rel[np.repeat(np.arange(n), c), pool.cands.ravel()]).ravel() > 0
     # negatives are drawn per slot of the pool's layout before compaction (CandidatePool._compact)
-    slot_of = getattr(pool, "slot_of", None)
-    width = getattr(pool, "full_width", c)
-    cols = slot_of if slot_of is not None else np.broadcast_to(np.arange(c), (n, c))
+    width = pool.full_width or c
+    cols = pool.slot_of if pool.slot_of is not None else np.broadcast_to(np.arange(c), (n, c))
     full = (np.arange(n)[:, None] * width + cols).ravel()
     return Examples(x, y, valid, draws=n * width, draw_at=full[valid])
 
