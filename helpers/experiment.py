@@ -25,7 +25,7 @@ from helpers.evaluation import (
     relevance_matrix,
     select_window,
 )
-from helpers.recommenders.base import FitData, Recommender, make_fit_data, map_blocks, mask_excluded
+from helpers.recommenders.base import FitData, Recommender, excluded_matrix, make_fit_data, map_blocks, mask_excluded
 
 
 @dataclass
@@ -61,7 +61,9 @@ def score_model(model: Recommender, stage: Stage, protocols=("all", "new"), metr
 
     Models that use the base class's ``recommend`` (ranking through their ``rank``)
     are scored once for the union of the protocols' evaluated customers (the dense
-    scores are the expensive part); each protocol then masks its exclusions and ranks. Same lists, hence same
+    scores are the expensive part); each protocol then masks its exclusions and ranks. Models with
+    score parts (:meth:`~helpers.recommenders.base.Recommender.parts`) skip the dense scores and rank
+    each protocol's rows from their parts (:meth:`~helpers.recommenders.base.Recommender.rank_rows`). Same lists, hence same
     values, as :func:`~helpers.evaluation.evaluate_model` per protocol (tested). Blocks of
     ``chunk_size`` customers are scored on ``threads`` threads (0 = every core).
     """
@@ -79,17 +81,23 @@ def score_model(model: Recommender, stage: Stage, protocols=("all", "new"), metr
     k_eff = min(k, fit.n_items)
     top = {p: np.full((len(es.rows), k_eff), -1, dtype=np.int64) for p, es in sets.items()}
 
+    parts = type(model).rank is Recommender.rank and model.parts(union[:1]) is not None
+
     def block(a, b):  # every protocol's rows of this block are written by this block only
         rows = union[a:b]
-        s = np.asarray(model.score(rows), dtype=np.float32)
+        s = None if parts else np.asarray(model.score(rows), dtype=np.float32)
         for p, es in sets.items():
             lo, hi = np.searchsorted(es.rows, [rows[0], rows[-1] + 1])
             if hi <= lo:
                 continue
             pos = np.searchsorted(rows, es.rows[lo:hi])
-            sub = s[pos]  # a copy: exclusions below do not leak into the other protocol
-            mask_excluded(sub, fit, rows[pos], es.exclude, slice(lo, hi))
-            idx, val = model.rank(sub, k_eff)
+            if parts:  # ranked from the model's score parts, without dense scores
+                idx, val = model.rank_rows(rows[pos], excluded_matrix(fit, rows[pos], es.exclude, slice(lo, hi)),
+                                           k_eff)
+            else:
+                sub = s[pos]  # a copy: exclusions below do not leak into the other protocol
+                mask_excluded(sub, fit, rows[pos], es.exclude, slice(lo, hi))
+                idx, val = model.rank(sub, k_eff)
             top[p][lo:hi] = np.where(np.isfinite(val), idx, -1)
 
     map_blocks(block, len(union), chunk_size, threads)

@@ -234,12 +234,12 @@ def _top_k_exact(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return idx, np.take_along_axis(scores, idx, axis=1)
 
 
-def mask_excluded(s: np.ndarray, data: FitData, rows: np.ndarray, exclude, sl: slice) -> None:
-    """Set excluded entries of a score block to -inf, in place.
+def excluded_matrix(data: FitData, rows: np.ndarray, exclude, sl: slice) -> sp.csr_matrix | None:
+    """The excluded entries of a block of rows as a CSR pattern (``None``: nothing excluded).
 
-    ``exclude``: ``True`` masks each row's fit-window purchases; a sparse matrix
-    (aligned with the whole request) masks the non-zeros of its rows ``sl``;
-    ``None``/``False`` masks nothing.
+    ``exclude``: ``True`` excludes each row's fit-window purchases (none for
+    cold-start rows ``-1``); a sparse matrix (aligned with the whole request)
+    excludes the non-zeros of its rows ``sl``; ``None``/``False`` excludes nothing.
     """
     mask = None
     if exclude is True:
@@ -247,9 +247,77 @@ def mask_excluded(s: np.ndarray, data: FitData, rows: np.ndarray, exclude, sl: s
         mask = data.user_items[safe].multiply((rows >= 0)[:, None].astype(np.float32)).tocsr()
     elif exclude is not None and exclude is not False and sp.issparse(exclude):
         mask = exclude[sl].tocsr()
-    if mask is not None and mask.nnz:
+    if mask is None or not mask.nnz:
+        return None
+    mask.eliminate_zeros()
+    return mask if mask.nnz else None
+
+
+def mask_excluded(s: np.ndarray, data: FitData, rows: np.ndarray, exclude, sl: slice) -> None:
+    """Set excluded entries (:func:`excluded_matrix`) of a score block to -inf, in place."""
+    mask = excluded_matrix(data, rows, exclude, sl)
+    if mask is not None:
         rr, cc = mask.nonzero()
         s[rr, cc] = -np.inf
+
+
+def _pattern(m: sp.csr_matrix) -> sp.csr_matrix:
+    """The stored entries of ``m`` (explicit zeros included) as ones."""
+    return sp.csr_matrix((np.ones(len(m.indices), dtype=np.int32), m.indices, m.indptr), shape=m.shape)
+
+
+def top_k_parts(table: np.ndarray, order: np.ndarray, inverse: np.ndarray, groups: np.ndarray,
+                boost: sp.csr_matrix | None, excluded: sp.csr_matrix | None, k: int):
+    """:func:`top_k` of scores given in parts, without building them densely; ``None`` when
+    a row has fewer than ``k`` allowed items (the caller then ranks densely).
+
+    Row ``r`` scores ``boost[r, i]`` on the stored entries of ``boost`` and
+    ``table[groups[r], i]`` elsewhere; the stored entries of ``excluded`` count as
+    ``-inf``. ``order[g]`` lists the columns by descending ``table[g]`` (ties: lower
+    column), ``inverse[g]`` is each column's position in it. Outside its stored
+    entries a row ranks as its group's order, so its top ``k`` lie among the first
+    ``k`` columns of that order that are neither boosted nor excluded, and its
+    allowed boosted entries: only those are sorted. Same columns and values as
+    :func:`top_k` on the dense scores with exclusions at ``-inf``.
+    """
+    n_rows, n_items = len(groups), table.shape[1]
+    k = min(k, n_items)
+    if n_rows == 0 or k == 0:
+        return np.zeros((n_rows, k), dtype=np.int64), np.zeros((n_rows, k), dtype=table.dtype)
+    skip = None
+    for part in (boost, excluded):
+        if part is not None and part.nnz:
+            skip = _pattern(part) if skip is None else skip + _pattern(part)
+    n_skip = np.diff(skip.indptr) if skip is not None else np.zeros(n_rows, dtype=np.int64)
+    if np.any(n_items - n_skip < k):
+        return None
+    width = int(min(n_items, k + n_skip.max()))  # holds k columns that are not skipped
+    prefix = order[groups, :width]
+    allowed = np.ones((n_rows, width), dtype=bool)
+    if skip is not None:
+        rr = np.repeat(np.arange(n_rows), n_skip)
+        pos = inverse[groups[rr], skip.indices]
+        near = pos < width
+        allowed[rr[near], pos[near]] = False
+    allowed &= np.cumsum(allowed, axis=1) <= k
+    cols = prefix[allowed].reshape(n_rows, k)  # in each row's order: already ranked
+    vals = table[groups[:, None], cols]
+    if boost is None or not boost.nnz:
+        return cols.astype(np.int64, copy=False), vals
+    b_rows = np.repeat(np.arange(n_rows), np.diff(boost.indptr))
+    keep = np.ones(len(b_rows), dtype=bool)
+    if excluded is not None and excluded.nnz:
+        e_rows = np.repeat(np.arange(n_rows), np.diff(excluded.indptr))
+        keep = ~np.isin(b_rows * n_items + boost.indices, e_rows * np.int64(n_items) + excluded.indices)
+    b_rows, b_cols, b_vals = b_rows[keep], boost.indices[keep], boost.data[keep]
+    per_row = np.bincount(b_rows, minlength=n_rows)
+    slot = np.arange(len(b_rows)) - np.repeat(np.cumsum(per_row) - per_row, per_row)
+    all_cols = np.full((n_rows, k + int(per_row.max(initial=0))), n_items, dtype=np.int64)
+    all_vals = np.full(all_cols.shape, -np.inf, dtype=table.dtype)
+    all_cols[:, :k], all_vals[:, :k] = cols, vals
+    all_cols[b_rows, k + slot], all_vals[b_rows, k + slot] = b_cols, b_vals
+    best = np.lexsort((all_cols, -all_vals), axis=1)[:, :k]
+    return np.take_along_axis(all_cols, best, axis=1), np.take_along_axis(all_vals, best, axis=1)
 
 
 class Recommender:
@@ -257,6 +325,11 @@ class Recommender:
 
     name = "base"
     data: FitData
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state.pop("_parts_order", None)  # a cache of rank_rows, rebuilt on demand
+        return state
 
     def fit(self, data: FitData) -> Recommender:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -289,14 +362,42 @@ class Recommender:
 
         def block(a, b):
             sl = slice(a, b)
-            s = np.array(self.score(rows[sl]), dtype=np.float32)  # a private copy: masked in place
-            mask_excluded(s, self.data, rows[sl], exclude, sl)
-            idx, val = self.rank(s, k_eff)
+            idx, val = self.rank_rows(rows[sl], excluded_matrix(self.data, rows[sl], exclude, sl), k_eff)
             out_ids[sl] = self.data.item_ids[idx]
             out_scores[sl] = val
 
         map_blocks(block, n, chunk_size, threads)
         return out_ids, out_scores
+
+    def parts(self, rows: np.ndarray):
+        """Scores of ``rows`` in parts, for models whose rows share a few score vectors:
+        ``(table, groups, boost)`` as :func:`top_k_parts` reads them (``boost`` may be
+        ``None``), the same scores as :meth:`score`. ``None`` (the default): no parts."""
+        return None
+
+    def rank_rows(self, rows: np.ndarray, excluded: sp.csr_matrix | None, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`rank` of the scores of ``rows`` with the ``excluded`` pattern at ``-inf``.
+
+        Models with :meth:`parts` (and the base ranking) rank through :func:`top_k_parts`,
+        without dense scores; the others score densely. Same result either way.
+        """
+        parts = self.parts(rows) if type(self).rank is Recommender.rank else None
+        if parts is not None:
+            table, groups, boost = parts
+            cached = getattr(self, "_parts_order", None)
+            if cached is None or cached[0] is not table:
+                order = np.argsort(-table, axis=1, kind="stable")
+                inverse = np.empty_like(order)
+                np.put_along_axis(inverse, order, np.arange(table.shape[1])[None, :], axis=1)
+                cached = self._parts_order = (table, order, inverse)
+            out = top_k_parts(table, cached[1], cached[2], np.asarray(groups, dtype=np.int64), boost, excluded, k)
+            if out is not None:
+                return out
+        s = np.array(self.score(rows), dtype=np.float32)  # a private copy: masked in place
+        if excluded is not None:
+            rr, cc = excluded.nonzero()
+            s[rr, cc] = -np.inf
+        return self.rank(s, k)
 
     def rank(self, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Catalog columns and scores of the ``k`` best entries per row (excluded: -inf).

@@ -118,11 +118,26 @@ class BuyAgain(Recommender):
         self.backfill_ = (self.backfill_weight * prior).astype(np.float32)
         return self
 
+    def _history_scores(self, values: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        return (self.backfill_weight + values * self.tie_[cols]).astype(np.float32)
+
     def score(self, rows: np.ndarray) -> np.ndarray:
         rows = np.asarray(rows, dtype=np.int64)
         out = repeat_rows(self.backfill_, len(rows))
         known = np.flatnonzero(rows >= 0)
         if len(known):
             sub = self.decay_[rows[known]].tocoo()
-            out[known[sub.row], sub.col] = (self.backfill_weight + sub.data * self.tie_[sub.col]).astype(np.float32)
+            out[known[sub.row], sub.col] = self._history_scores(sub.data, sub.col)
         return out
+
+    def parts(self, rows: np.ndarray):
+        """The backfill for every row, the history scores on each known row's history."""
+        rows = np.asarray(rows, dtype=np.int64)
+        known = rows >= 0
+        sub = self.decay_[np.where(known, rows, 0)]
+        counts = np.diff(sub.indptr) * known
+        keep = np.repeat(known, np.diff(sub.indptr))
+        cols = sub.indices[keep]
+        boost = sp.csr_matrix((self._history_scores(sub.data[keep], cols), cols,
+                               np.concatenate([[0], np.cumsum(counts)])), shape=(len(rows), sub.shape[1]))
+        return self.backfill_[None, :], np.zeros(len(rows), dtype=np.int64), boost

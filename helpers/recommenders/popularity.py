@@ -107,6 +107,9 @@ class GlobalPopularity(Recommender):
     def score(self, rows: np.ndarray) -> np.ndarray:
         return repeat_rows(self.scores_, len(np.asarray(rows)))
 
+    def parts(self, rows: np.ndarray):
+        return self.scores_[None, :], np.zeros(len(np.asarray(rows)), dtype=np.int64), None
+
 
 class SegmentedPopularity(Recommender):
     """Popularity within the customer's segment, global popularity as fallback.
@@ -176,7 +179,12 @@ class SegmentedPopularity(Recommender):
         self.code_ = np.where(code >= 0, code, len(names))
         return self
 
-    def score(self, rows: np.ndarray) -> np.ndarray:
+    def _codes(self, rows: np.ndarray) -> np.ndarray:
         rows = np.asarray(rows, dtype=np.int64)
-        codes = np.where(rows >= 0, self.code_[np.maximum(rows, 0)], len(self.segments_))
-        return self.table_[codes]
+        return np.where(rows >= 0, self.code_[np.maximum(rows, 0)], len(self.segments_))
+
+    def score(self, rows: np.ndarray) -> np.ndarray:
+        return self.table_[self._codes(rows)]
+
+    def parts(self, rows: np.ndarray):
+        return self.table_, self._codes(rows), None
