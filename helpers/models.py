@@ -407,11 +407,12 @@ def run_hybrid(valid: Stage, test: Stage, tables_dir, names=HYBRID_COMPONENTS, r
     weights, trials, rule_rows, selection, rankers = {}, [], [], [], {}
     caches: dict = {stage.name: {} for stage in (valid, *earlier)}
     search = dict(n_trials=n_trials, seed=seed, by_history=by_history, light_max_baskets=light_max_baskets)
+    pools = {st.name: CandidatePool.for_protocols(  # both protocols at once: shared fits are scored once
+        {p: fit_components(tuning, st.fit, p, names, caches[st.name]) for p in PROTOCOLS}, st.fit, st.relevance,
+        pool_size=pool_size) for st in (valid, *earlier)}
     for protocol in PROTOCOLS:
-        comps = fit_components(tuning, valid.fit, protocol, names, caches[valid.name])
-        pool = CandidatePool(comps, valid.fit, valid.relevance, protocol, pool_size=pool_size)
-        early = [CandidatePool(fit_components(tuning, st.fit, protocol, names, caches[st.name]), st.fit,
-                               st.relevance, protocol, pool_size=pool_size) for st in earlier]
+        pool = pools[valid.name][protocol]
+        early = [pools[st.name][protocol] for st in earlier]
         search_pool = CandidatePool.concat([pool] + early) if earlier else pool
         weights[protocol], log_table = search_weights(search_pool, **search)
         log_table.insert(0, "protocol", protocol)

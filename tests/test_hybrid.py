@@ -186,3 +186,27 @@ def test_concatenated_pool_scores_the_mean_over_its_windows(tiny_tables):
     assert set(weights) == {"light", "heavy"}
     with pytest.raises(ValueError, match="too little training data"):
         models.earlier_stages(tiny_tables, split, 14, 20)
+
+
+def test_pools_built_together_equal_pools_built_alone(tiny_stage):
+    """Protocols built in one pass (shared component objects scored once per block, blocks
+    over the union of customers) give each protocol the pool it gets when built alone."""
+    fd = tiny_stage.fit
+    shared = GlobalPopularity().fit(fd)
+    comps = {"all": {"pop": shared, "buy": BuyAgain(half_life_days=30).fit(fd), "again": shared},
+             "new": {"pop": shared, "recent": GlobalPopularity(window_days=14).fit(fd)}}
+    together = CandidatePool.for_protocols(comps, fd, tiny_stage.relevance, pool_size=6, chunk_size=7)
+    for protocol, c in comps.items():
+        alone = CandidatePool(c, fd, tiny_stage.relevance, protocol, pool_size=6, chunk_size=11)
+        got = together[protocol]
+        assert got.names == alone.names and len(got.rows) > 0
+        for attr in ("rows", "baskets", "cands", "scores", "slot_of"):
+            np.testing.assert_array_equal(getattr(got, attr), getattr(alone, attr), err_msg=f"{protocol} {attr}")
+        assert got.full_width == alone.full_width
+        assert (got.relevance.matrix != alone.relevance.matrix).nnz == 0
+    # either order: the protocol masking its exclusions works on its own copy of a shared matrix
+    reverse = CandidatePool.for_protocols({"new": comps["new"], "all": comps["all"]}, fd, tiny_stage.relevance,
+                                          pool_size=6, chunk_size=5)
+    for protocol in comps:
+        np.testing.assert_array_equal(reverse[protocol].scores, together[protocol].scores)
+        np.testing.assert_array_equal(reverse[protocol].cands, together[protocol].cands)

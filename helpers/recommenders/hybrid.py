@@ -300,32 +300,70 @@ class CandidatePool:
 
     def __init__(self, components: dict[str, Recommender], data: FitData, relevance, protocol: str,
                  pool_size: int = 100, k: int = 5, chunk_size: int = 512, threads: int = 0):
-        es = evaluation_set(data.user_items, relevance, protocol)
-        self.rows, self.k, self.names = es.rows, k, list(components)
-        n = len(self.rows)
-        self.baskets = history_baskets(data)[self.rows]
-        starts = list(range(0, n, chunk_size))
-        cand_parts, score_parts = [None] * len(starts), [None] * len(starts)
+        built = CandidatePool.for_protocols({protocol: components}, data, relevance, pool_size, k, chunk_size,
+                                            threads)[protocol]
+        self.__dict__.update(built.__dict__)
+
+    @classmethod
+    def for_protocols(cls, components: dict[str, dict[str, Recommender]], data: FitData, relevance,
+                      pool_size: int = 100, k: int = 5, chunk_size: int = 512,
+                      threads: int = 0) -> dict[str, CandidatePool]:
+        """One pool per protocol of ``{protocol: components}`` on the same stage.
+
+        Customers are taken in blocks of the union of the protocols' evaluated
+        customers, and a component object shared by several protocols (same fit)
+        is scored and normalized once per block. Every step is row by row, so each
+        pool is the same as when built alone.
+        """
+        sets = {p: evaluation_set(data.user_items, relevance, p) for p in components}
+        union = np.unique(np.concatenate([es.rows for es in sets.values()])) if sets else np.zeros(0, np.int64)
+        uses: dict[int, int] = {}  # protocols using each component object
+        for comps in components.values():
+            for c in comps.values():
+                uses[id(c)] = uses.get(id(c), 0) + 1
+        starts = list(range(0, len(union), chunk_size))
+        parts = {p: [None] * len(starts) for p in components}
 
         def block(a, b):
-            sl = slice(a, b)
-            r = self.rows[sl]
-            normed = {}
-            for name, comp in components.items():
-                s = minmax_rows(comp.score(r))
-                if es.exclude is not None:
-                    mask_excluded(s, data, r, es.exclude, sl)
-                normed[name] = s
-            cands, stacked = candidates(list(normed.values()), pool_size)
-            cand_parts[a // chunk_size], score_parts[a // chunk_size] = cands, stacked
+            rows = union[a:b]
+            normed, left = {}, dict(uses)
+            for p, es in sets.items():  # each normalized matrix is held from its first use to its last
+                lo, hi = np.searchsorted(es.rows, [rows[0], rows[-1] + 1])
+                pos = np.searchsorted(rows, es.rows[lo:hi])
+                every = len(pos) == len(rows)
+                mine = []
+                for comp in components[p].values():
+                    key = id(comp)
+                    if key not in normed:
+                        normed[key] = minmax_rows(comp.score(rows))
+                    left[key] -= 1
+                    s = normed.pop(key) if not left[key] else normed[key]
+                    if not every:
+                        s = s[pos]  # a copy
+                    elif es.exclude is not None and left[key]:
+                        s = s.copy()  # its exclusions stay in this protocol
+                    if es.exclude is not None:
+                        mask_excluded(s, data, rows[pos], es.exclude, slice(lo, hi))
+                    mine.append(s)
+                parts[p][a // chunk_size] = candidates(mine, pool_size)
+                del mine
 
-        map_blocks(block, n, chunk_size, threads)
-        width = max(c.shape[1] for c in cand_parts) if cand_parts else 0
-        self.cands = np.concatenate(cand_parts) if cand_parts else np.zeros((0, width), np.int64)
-        self.scores = np.concatenate(score_parts) if score_parts else np.zeros((0, width, len(self.names)))
-        self.scores = np.where(np.isfinite(self.scores), self.scores, -1e9).astype(np.float32)
-        self._compact()
-        self.relevance = es.relevance
+        map_blocks(block, len(union), chunk_size, threads)
+        baskets = history_baskets(data)
+        out = {}
+        for p, es in sets.items():
+            pool = out[p] = cls.__new__(cls)
+            pool.rows, pool.k, pool.names = es.rows, k, list(components[p])
+            pool.baskets = baskets[pool.rows]
+            done = [part for part in parts[p] if part is not None]
+            width = max((c.shape[1] for c, _ in done), default=0)
+            pool.cands = (np.concatenate([c for c, _ in done]) if done else np.zeros((0, width), np.int64))
+            pool.scores = (np.concatenate([st for _, st in done]) if done
+                           else np.zeros((0, width, len(pool.names))))
+            pool.scores = np.where(np.isfinite(pool.scores), pool.scores, -1e9).astype(np.float32)
+            pool._compact()
+            pool.relevance = es.relevance
+        return out
 
     def _compact(self) -> None:
         """Move each row's real candidates first (in their column order) and drop the columns
