@@ -71,6 +71,7 @@ import os
 import shutil
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -762,8 +763,11 @@ def export(processed_dir=None, tables_dir=None, export_dir=None, top_n: int = 10
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; the published folder must be readable
+    # similar products depend on the content model only: ranked in a thread beside the recommendations
+    background = ThreadPoolExecutor(1)
     try:
         (tmp / "model").mkdir()
+        similar = background.submit(_timed, _write_similar, tmp, model.content, products, n_similar)
         counts: dict[str, int] = {}
         reason_counts: dict[str, dict[str, int]] = {}
         for protocol, stem in VARIANTS.items():
@@ -808,9 +812,7 @@ def export(processed_dir=None, tables_dir=None, export_dir=None, top_n: int = 10
             reason_counts[stem] = dict(sorted(kinds.items()))
             timings[f"{stem}_s"] = round(time.perf_counter() - t1, 2)
 
-        t1 = time.perf_counter()
-        counts["similar_products"] = _write_similar(tmp, model.content, products, n_similar)
-        timings["similar_products_s"] = round(time.perf_counter() - t1, 2)
+        counts["similar_products"], timings["similar_products_s"] = similar.result()
 
         t1 = time.perf_counter()
         write_artifacts(tmp / "model", model, products)
@@ -842,8 +844,11 @@ def export(processed_dir=None, tables_dir=None, export_dir=None, top_n: int = 10
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
         _swap(tmp, export_dir)
     except BaseException:
+        background.shutdown(wait=True, cancel_futures=True)  # nothing writes into tmp any more
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    finally:
+        background.shutdown(wait=True)
     timings["total_s"] = round(time.perf_counter() - t_start, 2)
     log(f"export written to {export_dir} in {timings['total_s']:.1f} s")
     return {**manifest, "timings": timings, "path": str(export_dir)}
@@ -874,6 +879,12 @@ def _write_cold(folder: Path, protocol: str, cold, fit: FitData, cold_model) -> 
                        "product_id": fit.item_ids[idx[valid]], "score": _round(val[valid]),
                        "reason": np.asarray(reasons, dtype=object)[code[valid]]})
     df.to_parquet(folder / f"cold_start_{protocol}.parquet", index=False)
+
+
+def _timed(fn, *args):
+    """``(fn(*args), seconds)``."""
+    t = time.perf_counter()
+    return fn(*args), round(time.perf_counter() - t, 2)
 
 
 def _write_similar(folder: Path, content, products: ProductLookup, n_similar: int, chunk: int = 65536) -> int:
