@@ -756,7 +756,7 @@ def export(processed_dir=None, tables_dir=None, export_dir=None, top_n: int = 10
     depth = min(max(top_n, api_top_n), MAX_K, fit.n_items)
     customers = np.sort(tables["dim_customer"]["customer_id"].to_numpy(np.int64))
     n_comp = max(len(h.components) for h in model.hybrids.values())
-    chunk = int(chunk_size or _chunk_size(fit, n_comp))
+    chunk = int(chunk_size or _chunk_size(fit, n_comp, 1.0e9 / len(VARIANTS)))
 
     export_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{export_dir.name}-", dir=export_dir.parent))
@@ -770,7 +770,8 @@ def export(processed_dir=None, tables_dir=None, export_dir=None, top_n: int = 10
         similar = background.submit(_timed, _write_similar, tmp, model.content, products, n_similar)
         counts: dict[str, int] = {}
         reason_counts: dict[str, dict[str, int]] = {}
-        for protocol, stem in VARIANTS.items():
+
+        def variant(protocol: str, stem: str) -> tuple[int, int, int, dict[str, int], float]:
             t1 = time.perf_counter()
             hybrid = model.hybrids[protocol]
             comps = model.components(protocol)
@@ -806,11 +807,19 @@ def export(processed_dir=None, tables_dir=None, export_dir=None, top_n: int = 10
             finally:
                 out.close()
                 top.close()
-            counts[stem] = out.rows
-            counts[f"top_{protocol}"] = top.rows
-            counts[f"cold_start_customers_{protocol}"] = n_cold
-            reason_counts[stem] = dict(sorted(kinds.items()))
-            timings[f"{stem}_s"] = round(time.perf_counter() - t1, 2)
+            return out.rows, top.rows, n_cold, kinds, round(time.perf_counter() - t1, 2)
+
+        # the variants run side by side (their files and memoized components are their own),
+        # each with half the memory budget of its score blocks
+        with ThreadPoolExecutor(len(VARIANTS)) as pool:
+            done = {p: pool.submit(variant, p, stem) for p, stem in VARIANTS.items()}
+            for protocol, stem in VARIANTS.items():
+                rows_written, top_rows, n_cold, kinds, seconds = done[protocol].result()
+                counts[stem] = rows_written
+                counts[f"top_{protocol}"] = top_rows
+                counts[f"cold_start_customers_{protocol}"] = n_cold
+                reason_counts[stem] = dict(sorted(kinds.items()))
+                timings[f"{stem}_s"] = seconds
 
         counts["similar_products"], timings["similar_products_s"] = similar.result()
 
