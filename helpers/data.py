@@ -15,6 +15,8 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -100,8 +102,11 @@ def write_parquet(df: pd.DataFrame, path, row_group_size: int = 1_000_000) -> No
 
 
 def write_tables(tables: dict[str, pd.DataFrame], output_dir: str | os.PathLike | None = None,
-                 meta: dict | None = None) -> Path:
-    """Write the tables atomically: temp folder first, then rename into place."""
+                 meta: dict | Callable[[], dict] | None = None) -> Path:
+    """Write the tables atomically: temp folder first, then rename into place.
+
+    ``meta`` (``star_schema.json``) may be a function, called once the tables are written
+    (e.g. waiting for a fingerprint computed meanwhile)."""
     out = processed_dir(output_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.mkdir(parents=True, exist_ok=True)
@@ -109,6 +114,7 @@ def write_tables(tables: dict[str, pd.DataFrame], output_dir: str | os.PathLike 
     try:
         for name in STAR_TABLES:
             write_parquet(tables[name], tmp / f"{name}.parquet")
+        meta = meta() if callable(meta) else meta
         (tmp / "star_schema.json").write_text(json.dumps(meta or {}, indent=2, default=str))
         for f in sorted(tmp.iterdir()):
             os.replace(f, out / f.name)
@@ -128,12 +134,20 @@ def build_star_schema(dataset: str = "completejourney", data_dir=None, output_di
         "params": params,
         "data_dir": str(data_dir) if data_dir else None,
         "rows": {n: int(len(tables[n])) for n in STAR_TABLES},
-        "fingerprint": fingerprint(tables),
+        "fingerprint": None,
     }
     if "removed_rows" in raw.get("_meta", {}):
         meta["removed_rows"] = raw["_meta"]["removed_rows"]
     meta["added_rows"] = raw.get("_meta", {}).get("added_rows", {})
-    write_tables(tables, output_dir, meta)
+
+    with ThreadPoolExecutor(1) as ex:  # the fingerprint is hashed while the tables are written
+        hashed = ex.submit(fingerprint, tables)
+
+        def finished() -> dict:
+            meta["fingerprint"] = hashed.result()
+            return meta
+
+        write_tables(tables, output_dir, finished)
     return meta
 
 

@@ -61,6 +61,10 @@ def test_files_source_csv_and_parquet(tiny_tables, tmp_path):
     assert meta["rows"]["fact_transactions"] == len(tiny_tables["fact_transactions"])
     out = load_tables(tmp_path / "out")
     assert out["dim_promotion"].empty and out["customer_exposure"].empty
+    # the fingerprint (hashed while the tables were written) is the one of the tables written
+    from helpers.data import fingerprint, load_meta
+
+    assert meta["fingerprint"] == load_meta(tmp_path / "out")["fingerprint"] == fingerprint(out)
     # derived columns are recomputed identically
     np.testing.assert_allclose(out["fact_transactions"]["discount"], tiny_tables["fact_transactions"]["discount"])
     assert (out["fact_transactions"]["date"] == out["fact_transactions"]["timestamp"].dt.normalize()).all()
