@@ -315,6 +315,22 @@ def compute_metrics(topk_items: np.ndarray, relevance: sp.spmatrix, n_relevant, 
     hits = _hits(topk, rel)
     if np.any(np.diff(rel.indptr) > n_rel):
         raise ValueError("n_relevant is smaller than the number of relevant catalog items")
+    return metrics_from_hits(hits, n_rel, ks)
+
+
+def metrics_from_hits(hits: np.ndarray, n_relevant, ks=(5, 10)) -> dict:
+    """:func:`compute_metrics` from the hit matrix (``(n, K)`` booleans, :func:`hit_matrix`)
+    of the top-K lists, ``K >= max(ks)``: the same values."""
+    hits = np.asarray(hits, dtype=bool)
+    n_rel = np.asarray(n_relevant, dtype=np.float64)
+    n = hits.shape[0]
+    ks = tuple(ks)
+    kmax = max(ks)
+    if min(ks) < 1:
+        raise ValueError("every k must be >= 1")
+    if hits.shape[1] < kmax:
+        raise ValueError("hits has fewer columns than the largest k")
+    hits = hits[:, :kmax]
     disc = 1.0 / np.log2(np.arange(2, kmax + 2))
     cum_disc = np.concatenate([[0.0], np.cumsum(disc)])  # cum_disc[j] = IDCG with j hits
     # hits@k and DCG@k: running sums over the ranks, one contiguous rank at a time

@@ -8,7 +8,7 @@ import pytest
 
 from helpers.evaluation import temporal_split
 from helpers.experiment import make_stage, score_model
-from helpers.recommenders.base import Recommender, make_fit_data
+from helpers.recommenders.base import Recommender, make_fit_data, top_k
 from helpers.recommenders.buy_again import BuyAgain
 from helpers.recommenders.hybrid import CandidatePool, Hybrid, Rules, diversify, minmax_rows, search_weights
 from helpers.recommenders.popularity import GlobalPopularity
@@ -210,3 +210,27 @@ def test_pools_built_together_equal_pools_built_alone(tiny_stage):
     for protocol in comps:
         np.testing.assert_array_equal(reverse[protocol].scores, together[protocol].scores)
         np.testing.assert_array_equal(reverse[protocol].cands, together[protocol].cands)
+
+
+def test_view_scores_trials_from_slot_hits_as_compute_metrics_does():
+    """The weight search's metric (hits gathered from each candidate slot's relevance) equals
+    compute_metrics on the chosen catalog columns, repeated and padded columns included."""
+    import scipy.sparse as sp
+
+    from helpers.evaluation import compute_metrics
+    from helpers.recommenders.hybrid import _View
+
+    rng = np.random.default_rng(7)
+    n, c, n_items, k = 60, 12, 40, 5
+    cands = np.sort(rng.integers(0, n_items, size=(n, c)), axis=1)  # repeats and column 0 included
+    relevance = sp.random(n, n_items, density=0.15, format="csr", random_state=rng)
+    relevance.data[:] = 1.0
+    n_relevant = np.diff(relevance.indptr) + rng.integers(0, 3, size=n)
+    view = _View(rng.random((n, c, 2), dtype=np.float32), cands, relevance, n_relevant, k)
+    for _ in range(5):
+        blend = rng.integers(0, 4, size=(n, c)).astype(np.float32)  # ties
+        idx, _ = top_k(blend, k)
+        cols = np.take_along_axis(cands, idx, axis=1)
+        for metric in ("ndcg", "precision", "recall"):
+            want = float(np.mean(compute_metrics(cols, relevance, n_relevant, ks=(k,))[(metric, k)]))
+            assert view.rank_and_score(blend, metric) == want

@@ -35,12 +35,13 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from helpers.evaluation import compute_metrics, evaluation_set
+from helpers.evaluation import compute_metrics, evaluation_set, hit_matrix, metrics_from_hits
 from helpers.recommenders.base import FitData, Recommender, map_blocks, mask_excluded, n_threads, top_k
 from helpers.recommenders.ranker import PairHistory, Ranker, candidates, design
 
@@ -547,6 +548,10 @@ class _View:
         if len(self.cands) == 0:
             return 0.0
         idx, _ = top_k(blend, self.k)
-        cols = np.take_along_axis(self.cands, idx, axis=1)
-        res = compute_metrics(cols, self.relevance, self.n_relevant, ks=(self.k,))
+        res = metrics_from_hits(np.take_along_axis(self.slot_hits, idx, axis=1), self.n_relevant, ks=(self.k,))
         return float(np.mean(res[(metric, self.k)]))
+
+    @cached_property
+    def slot_hits(self) -> np.ndarray:
+        """(customers, candidates): is the candidate relevant; every trial's hits are a gather."""
+        return hit_matrix(self.cands, self.relevance)
