@@ -193,8 +193,8 @@ DEPENDS_ON: dict[str, tuple[str, ...]] = {
 #: ``make bench``). With ``--jobs`` above 1, of the notebooks ready to start the one with the
 #: longest chain of run times ahead of it (itself plus its slowest line of dependants)
 #: starts first; unknown notebooks count 60 s.
-TYPICAL_SECONDS = {"00_data_model": 26, "01_eda": 15, "02_features_segments": 10, "03_popularity": 22,
-                   "04_als": 100, "05_similarity": 108, "06_hybrid": 107, "07_evaluation": 14, "08_export": 60}
+TYPICAL_SECONDS = {"00_data_model": 23, "01_eda": 15, "02_features_segments": 10, "03_popularity": 22,
+                   "04_als": 97, "05_similarity": 108, "06_hybrid": 99, "07_evaluation": 13, "08_export": 54}
 
 #: Report files merged key by key (several notebooks write entries of the same JSON object).
 MERGED_FILES = ("tables/tuning.json",)
