@@ -248,7 +248,8 @@ class Hybrid(Recommender):
             for start in range(0, len(active), width):
                 group = active[start:start + width]
                 for j, s in zip(group, ex.map(normed, group)):
-                    total += w[:, j][:, None] * s
+                    s *= w[:, j][:, None]  # s is this call's own: no temporary of the block's size
+                    total += s
         total *= self._mult[None, :]
         total[:, ~self._allowed] = -np.inf
         return total
@@ -267,9 +268,14 @@ class Hybrid(Recommender):
                 w = self._row_weights(r)
                 total = out[a:a + len(r)]
                 total[:] = 0.0
+                part = np.empty_like(total)  # one scratch block for every weighted component
                 for j, s in enumerate(normed):
                     if np.any(w[:, j]):
-                        total += w[:, j][:, None] * np.where(np.isfinite(s), s, 0.0)
+                        np.copyto(part, s)
+                        part[~np.isfinite(part)] = 0.0
+                        part *= w[:, j][:, None]
+                        total += part
+                del part
                 cands, stacked = candidates(normed, self.pool_size)
                 del normed
                 # a repeated column (sentinel -inf in every component) takes its first occurrence's value
