@@ -763,11 +763,8 @@ def export(processed_dir=None, tables_dir=None, export_dir=None, top_n: int = 10
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; the published folder must be readable
-    # similar products depend on the content model only: ranked in a thread beside the recommendations
-    background = ThreadPoolExecutor(1)
     try:
         (tmp / "model").mkdir()
-        similar = background.submit(_timed, _write_similar, tmp, model.content, products, n_similar)
         counts: dict[str, int] = {}
         reason_counts: dict[str, dict[str, int]] = {}
 
@@ -810,8 +807,10 @@ def export(processed_dir=None, tables_dir=None, export_dir=None, top_n: int = 10
             return out.rows, top.rows, n_cold, kinds, round(time.perf_counter() - t1, 2)
 
         # the variants run side by side (their files and memoized components are their own),
-        # each with half the memory budget of its score blocks
-        with ThreadPoolExecutor(len(VARIANTS)) as pool:
+        # each with half the memory budget of its score blocks, and beside them the similar
+        # products (they depend on the content model only); leaving the block waits for all
+        with ThreadPoolExecutor(len(VARIANTS) + 1) as pool:
+            similar = pool.submit(_timed, _write_similar, tmp, model.content, products, n_similar)
             done = {p: pool.submit(variant, p, stem) for p, stem in VARIANTS.items()}
             for protocol, stem in VARIANTS.items():
                 rows_written, top_rows, n_cold, kinds, seconds = done[protocol].result()
@@ -820,8 +819,7 @@ def export(processed_dir=None, tables_dir=None, export_dir=None, top_n: int = 10
                 counts[f"cold_start_customers_{protocol}"] = n_cold
                 reason_counts[stem] = dict(sorted(kinds.items()))
                 timings[f"{stem}_s"] = seconds
-
-        counts["similar_products"], timings["similar_products_s"] = similar.result()
+            counts["similar_products"], timings["similar_products_s"] = similar.result()
 
         t1 = time.perf_counter()
         write_artifacts(tmp / "model", model, products)
@@ -853,11 +851,8 @@ def export(processed_dir=None, tables_dir=None, export_dir=None, top_n: int = 10
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
         _swap(tmp, export_dir)
     except BaseException:
-        background.shutdown(wait=True, cancel_futures=True)  # nothing writes into tmp any more
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    finally:
-        background.shutdown(wait=True)
     timings["total_s"] = round(time.perf_counter() - t_start, 2)
     log(f"export written to {export_dir} in {timings['total_s']:.1f} s")
     return {**manifest, "timings": timings, "path": str(export_dir)}

@@ -42,7 +42,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from helpers.evaluation import compute_metrics, evaluation_set, hit_matrix, metrics_from_hits
-from helpers.recommenders.base import FitData, Recommender, map_blocks, mask_excluded, n_threads, top_k
+from helpers.recommenders.base import FitData, Recommender, excluded_matrix, map_blocks, n_threads, top_k
 from helpers.recommenders.ranker import PairHistory, Ranker, candidates, design
 
 
@@ -338,6 +338,8 @@ class CandidatePool:
                 lo, hi = np.searchsorted(es.rows, [rows[0], rows[-1] + 1])
                 pos = np.searchsorted(rows, es.rows[lo:hi])
                 every = len(pos) == len(rows)
+                excl = excluded_matrix(data, rows[pos], es.exclude, slice(lo, hi))  # once for every component
+                excl = excl.nonzero() if excl is not None else None
                 mine = []
                 for comp in components[p].values():
                     key = id(comp)
@@ -347,10 +349,10 @@ class CandidatePool:
                     s = normed.pop(key) if not left[key] else normed[key]
                     if not every:
                         s = s[pos]  # a copy
-                    elif es.exclude is not None and left[key]:
+                    elif excl is not None and left[key]:
                         s = s.copy()  # its exclusions stay in this protocol
-                    if es.exclude is not None:
-                        mask_excluded(s, data, rows[pos], es.exclude, slice(lo, hi))
+                    if excl is not None:
+                        s[excl] = -np.inf
                     mine.append(s)
                 parts[p][a // chunk_size] = candidates(mine, pool_size)
                 del mine
