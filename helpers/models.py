@@ -187,8 +187,11 @@ def headline(metrics: pd.DataFrame, split: str = "test", k: int = 5) -> pd.DataF
     return wide.reset_index()
 
 
-def prepare_stages(tables: dict, test_days: int = 28, valid_days: int = 28, processed_dir=None):
-    """The split (also written to ``split.json``) and its validation and test stages with segments."""
+def prepare_stages(tables: dict, test_days: int = 28, valid_days: int = 28, processed_dir=None,
+                   names=("valid", "test")):
+    """The split (also written to ``split.json``) and its stages with segments: ``(split, valid,
+    test)``, or ``(split, *stages)`` in the order of ``names``. Their fits go through the model
+    cache, so a notebook loads the fits another one made on the same window."""
     from helpers.config import processed_dir as resolve
     from helpers.evaluation import temporal_split
     from helpers.experiment import make_stage
@@ -196,10 +199,9 @@ def prepare_stages(tables: dict, test_days: int = 28, valid_days: int = 28, proc
 
     split = temporal_split(tables["fact_transactions"], test_days=test_days, valid_days=valid_days)
     split.write(resolve(processed_dir) / "split.json")
-    valid = make_stage(tables, split, "valid", compute_segments)
-    test = make_stage(tables, split, "test", compute_segments)
-    _share_fits([(st.fit, st.name) for st in (valid, test)], processed_dir)
-    return split, valid, test
+    stages = [make_stage(tables, split, name, compute_segments) for name in names]
+    _share_fits([(st.fit, st.name) for st in stages], processed_dir)
+    return (split, *stages)
 
 
 def _data_fingerprint(processed_dir) -> str | None:
@@ -367,11 +369,10 @@ def fit_components(tuning: dict, fit_data: FitData, protocol: str, names=HYBRID_
     return out
 
 
-def run_hybrid(valid: Stage, test: Stage, tables_dir, names=HYBRID_COMPONENTS, rules=None, rule_variants=None,
+def run_hybrid(valid: Stage, tables_dir, names=HYBRID_COMPONENTS, rules=None, rule_variants=None,
                pool_size: int = 100, n_trials: int = 300, by_history: bool = True, light_max_baskets: int = 5,
-               n_boot: int = 1000, seed: int = 0, log=None, earlier: list[Stage] | tuple = (),
-               ranker: dict | None = None) -> dict:
-    """Search the hybrid weights on validation per protocol, measure each business rule, score test once.
+               seed: int = 0, log=None, earlier: list[Stage] | tuple = (), ranker: dict | None = None) -> dict:
+    """Search the hybrid weights on validation per protocol and measure each business rule.
 
     ``earlier`` (see :func:`earlier_stages`) adds validation windows before the
     validation window: the components are fitted on each one's own past with the same
@@ -390,12 +391,13 @@ def run_hybrid(valid: Stage, test: Stage, tables_dir, names=HYBRID_COMPONENTS, r
 
     ``rules`` (a :class:`~helpers.recommenders.hybrid.Rules`) is applied to the final model;
     ``rule_variants`` (name -> Rules) are each measured on validation against no rule.
-    Writes ``metrics_hybrid.csv``, ``predictions_hybrid.parquet`` and the ``hybrid`` entry of
-    ``tuning.json`` (weights and rules per protocol).
+    Writes the ``hybrid`` entry of ``tuning.json`` (weights, rules and components per
+    protocol) and the rankers; the test window is scored once, by :func:`evaluate_hybrid`
+    (the evaluation notebook), not here.
     """
     from dataclasses import asdict
 
-    from helpers.recommenders.hybrid import CandidatePool, Hybrid, Rules, search_weights
+    from helpers.recommenders.hybrid import CandidatePool, Rules, search_weights
     from helpers.recommenders.ranker import PairHistory, Ranker, pool_examples
 
     if ranker is not None and not earlier:
@@ -446,19 +448,10 @@ def run_hybrid(valid: Stage, test: Stage, tables_dir, names=HYBRID_COMPONENTS, r
             rule_rows.append({"rule": label, "protocol": protocol, "valid NDCG@5": value})
         if log:
             log(f"{protocol}: weights {weights[protocol]}")
-    test_cache: dict = {}
-    models = {}
-    for protocol in PROTOCOLS:
-        comps = fit_components(tuning, test.fit, protocol, names, test_cache)
-        models[("hybrid", protocol)] = Hybrid(comps, weights[protocol], rules, light_max_baskets,
-                                              ranker=rankers.get(protocol), pool_size=pool_size).fit(test.fit)
-    metrics, predictions, _ = evaluate_models(models, test, test.fit.segments, n_boot=n_boot, seed=seed)
-    metrics.to_csv(tables_dir / "metrics_hybrid.csv", index=False)
-    predictions.to_parquet(tables_dir / "predictions_hybrid.parquet", index=False)
     config = {}
     for p in PROTOCOLS:
         config[p] = {"weights": weights[p], "rules": asdict(rules), "light_max_baskets": light_max_baskets,
-                     "components": list(fit_components(tuning, test.fit, p, names, test_cache)),
+                     "components": list(fit_components(tuning, valid.fit, p, names, caches[valid.name])),
                      "pool_size": pool_size, "ranker": None}
         file = f"hybrid_ranker_{p}.pkl"
         if p not in rankers:
@@ -469,7 +462,38 @@ def run_hybrid(valid: Stage, test: Stage, tables_dir, names=HYBRID_COMPONENTS, r
     save_tuning({"hybrid": config}, tables_dir)
     return {"weights": weights, "trials": pd.concat(trials, ignore_index=True), "rules": pd.DataFrame(rule_rows),
             "selection": pd.DataFrame(selection, columns=["protocol", "method", "valid NDCG@5", "chosen"]),
-            "metrics": metrics, "predictions": predictions, "config": config}
+            "config": config}
+
+
+def tuned_hybrids(tables_dir, fit_data: FitData) -> dict[tuple[str, str], Recommender]:
+    """``{("hybrid", protocol): model}``: the hybrids that :func:`run_hybrid` tuned (the
+    ``hybrid`` entry of ``tuning.json`` and its rankers), fitted on ``fit_data``."""
+    from helpers.recommenders.hybrid import Hybrid, Rules
+
+    tuning = load_tuning(tables_dir)
+    if "hybrid" not in tuning:
+        raise KeyError(f"{Path(tables_dir) / 'tuning.json'} has no 'hybrid' entry: run the hybrid notebook (06)")
+    cache: dict = {}
+    out = {}
+    for protocol in PROTOCOLS:
+        cfg = tuning["hybrid"][protocol]
+        comps = fit_components(tuning, fit_data, protocol, cfg["components"], cache)
+        out[("hybrid", protocol)] = Hybrid(comps, cfg["weights"], Rules(**cfg["rules"]), int(cfg["light_max_baskets"]),
+                                           ranker=load_ranker(cfg, tables_dir),
+                                           pool_size=int(cfg["pool_size"])).fit(fit_data)
+    return out
+
+
+def evaluate_hybrid(test: Stage, tables_dir, n_boot: int = 1000, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Score the tuned hybrids (:func:`tuned_hybrids`, refitted on the test stage's fit window)
+    on the test window once; writes and returns ``metrics_hybrid.csv`` and
+    ``predictions_hybrid.parquet`` (the same tables as every model chapter writes)."""
+    tables_dir = Path(tables_dir)
+    metrics, predictions, _ = evaluate_models(tuned_hybrids(tables_dir, test.fit), test, test.fit.segments,
+                                              n_boot=n_boot, seed=seed)
+    metrics.to_csv(tables_dir / "metrics_hybrid.csv", index=False)
+    predictions.to_parquet(tables_dir / "predictions_hybrid.parquet", index=False)
+    return metrics, predictions
 
 
 def save_ranker(ranker, path) -> Path:

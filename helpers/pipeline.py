@@ -172,9 +172,10 @@ def _promote(staging: Path, reports_dir: Path) -> None:
 #: * 03, 04 and 05 each tune their models (``tuning.json`` entries, ``metrics_<model>.csv``,
 #:   ``predictions_<model>.parquet``, model cache fits); none reads another's outputs.
 #: * 06 reads the tuned parameters of 03-05 in ``tuning.json`` and their cached fits, and
-#:   writes the ``hybrid`` entry, ``metrics_hybrid.csv``, ``predictions_hybrid.parquet``
-#:   and the ranker.
-#: * 07 collects ``metrics_*.csv`` / ``predictions_*.parquet`` of 03-06.
+#:   writes the ``hybrid`` entry (tuned on validation only) and the ranker.
+#: * 07 scores that hybrid on the test window (``metrics_hybrid.csv``,
+#:   ``predictions_hybrid.parquet``) and collects ``metrics_*.csv`` / ``predictions_*.parquet``
+#:   of 03-07; 08 does not need them, so it runs beside 07.
 #: * 08 refits the hybrid from ``tuning.json`` (the ``hybrid`` entry of 06 and the
 #:   component parameters of 03-05) and the ranker of 06.
 DEPENDS_ON: dict[str, tuple[str, ...]] = {

@@ -148,24 +148,29 @@ def test_run_hybrid_chooses_on_validation_and_saves_the_ranker(tiny_tables, tmp_
     best = {"global_popularity": {p: {} for p in models.PROTOCOLS}, "buy_again": {"all": {"half_life_days": 30.0}}}
     models.save_tuning(best, tmp_path)
     names = ("global_popularity", "buy_again")
-    out = models.run_hybrid(valid, test, tmp_path, names, n_trials=10, n_boot=20, earlier=earlier,
+    with pytest.raises(KeyError, match="hybrid"):  # nothing tuned yet
+        models.evaluate_hybrid(test, tmp_path, n_boot=20)
+    out = models.run_hybrid(valid, tmp_path, names, n_trials=10, earlier=earlier,
                             ranker=dict(max_iter=10, min_samples_leaf=5), pool_size=10)
+    assert not (tmp_path / "metrics_hybrid.csv").exists()  # the test window is not scored while tuning
     sel = out["selection"]
     assert sel["protocol"].eq("all").all() and sel["chosen"].sum() == 1 and len(sel) == 2
     cfg = models.load_tuning(tmp_path)["hybrid"]
     assert cfg["new"]["ranker"] is None
     uses = bool(sel.loc[sel["method"] == "learned re-ranker", "chosen"].iloc[0])
     assert (cfg["all"]["ranker"] is not None) == uses == (tmp_path / "hybrid_ranker_all.pkl").exists()
-    if uses:  # the saved ranker reproduces the test score of the model that was evaluated
-        from helpers.report import metric_value
+    metrics, predictions = models.evaluate_hybrid(test, tmp_path, n_boot=20)
+    assert set(metrics["protocol"]) == set(models.PROTOCOLS) and set(metrics["split"]) == {"test"}
+    assert (tmp_path / "metrics_hybrid.csv").exists() and (tmp_path / "predictions_hybrid.parquet").exists()
+    # the saved config and ranker rebuild the model that was tuned: the same test score as an in-memory hybrid
+    from helpers.report import metric_value
 
-        loaded = models.load_ranker(cfg["all"], tmp_path)
-        comps = models.fit_components(best, test.fit, "all", names)
-        h = Hybrid(comps, cfg["all"]["weights"], ranker=loaded, pool_size=10).fit(test.fit)
-        assert score_model(h, test, ("all",))["all"] == pytest.approx(
-            metric_value(out["metrics"], "hybrid", "all"), abs=1e-9)
+    ranker = models.load_ranker(cfg["all"], tmp_path) if uses else None
+    comps = models.fit_components(best, test.fit, "all", names)
+    h = Hybrid(comps, out["weights"]["all"], ranker=ranker, pool_size=10).fit(test.fit)
+    assert score_model(h, test, ("all",))["all"] == pytest.approx(metric_value(metrics, "hybrid", "all"), abs=1e-9)
     with pytest.raises(ValueError, match="earlier"):
-        models.run_hybrid(valid, test, tmp_path, names, n_trials=5, n_boot=20, ranker={})
+        models.run_hybrid(valid, tmp_path, names, n_trials=5, ranker={})
 
 
 def test_ranker_training_does_not_depend_on_pool_compaction(tiny_stage, monkeypatch):
