@@ -87,6 +87,7 @@ from helpers.recommenders.base import FitData, Recommender, make_fit_data, top_k
 from helpers.recommenders.hybrid import Hybrid, Rules, diversify, item_attribute, minmax_rows
 
 MAX_K = 100  # largest k the API serves; depth of the precomputed per-customer lists
+N_SIMILAR = 10  # default number of similar products per product (the content notebook ranks them ahead)
 SCHEMA_URL = "https://json-schema.org/draft/2020-12/schema"
 REC_COLUMNS = ["customer_id", "rank", "product_id", "score", "reason", "reason_label", "description", "category",
                "brand", "model_version", "generated_at"]
@@ -712,7 +713,7 @@ def score_customers(model: ProductionModel, protocol: str, customer_ids: np.ndar
     return ids, scores, reasons, valid
 
 
-def export(processed_dir=None, tables_dir=None, export_dir=None, top_n: int = 10, n_similar: int = 10,
+def export(processed_dir=None, tables_dir=None, export_dir=None, top_n: int = 10, n_similar: int = N_SIMILAR,
            seed: int = 0, api_top_n: int = MAX_K, max_history: int = 100, chunk_size: int | None = None,
            tables: dict | None = None, tuning: dict | None = None, log=None) -> dict:
     """Fit the production model on all data and write the export folder atomically.
@@ -810,7 +811,9 @@ def export(processed_dir=None, tables_dir=None, export_dir=None, top_n: int = 10
         # each with half the memory budget of its score blocks, and beside them the similar
         # products (they depend on the content model only); leaving the block waits for all
         with ThreadPoolExecutor(len(VARIANTS) + 1) as pool:
-            similar = pool.submit(_timed, _write_similar, tmp, model.content, products, n_similar)
+            params = model.tuning.get("content", {}).get("all")  # None: an untuned content model
+            similar = pool.submit(_timed, lambda: _write_similar(tmp, model.content, products, n_similar,
+                                                                 params=params))
             done = {p: pool.submit(variant, p, stem) for p, stem in VARIANTS.items()}
             for protocol, stem in VARIANTS.items():
                 rows_written, top_rows, n_cold, kinds, seconds = done[protocol].result()
@@ -891,13 +894,33 @@ def _timed(fn, *args):
     return fn(*args), round(time.perf_counter() - t, 2)
 
 
-def _write_similar(folder: Path, content, products: ProductLookup, n_similar: int, chunk: int = 65536) -> int:
-    """Similar products of every product, ranked in one call (identical texts are ranked once
-    across the whole catalog, see ``ContentTFIDF.similar_products``), written in row groups."""
+def similar_products(content, params: dict | None, product_ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """``content.similar_products(product_ids, k, include_new=True)``, kept in the model cache
+    beside the content model (:mod:`helpers.model_cache`) when ``params`` (the parameters it
+    was made with) are given and its fit data is cached. The content notebook ranks them for
+    the export's all-data fit while the other model notebooks run (:func:`helpers.models.prefit`);
+    the export then loads them. The key holds the parameters, ``k`` and a digest of the ids."""
+    ids = np.ascontiguousarray(product_ids, dtype=np.int64)
+    key = None if params is None else {**params, "similar_k": int(k),
+                                       "similar_ids": hashlib.sha256(ids.tobytes()).hexdigest()}
+    if key is not None:
+        hit = model_cache.load(content.data, "content_similar", key)
+        if hit is not None:
+            return hit
+    result = content.similar_products(ids, k=k, include_new=True)
+    if key is not None:
+        model_cache.store(result, content.data, "content_similar", key)
+    return result
+
+
+def _write_similar(folder: Path, content, products: ProductLookup, n_similar: int, chunk: int = 65536,
+                   params: dict | None = None) -> int:
+    """Similar products of every product (:func:`similar_products`: identical texts are ranked
+    once across the whole catalog, see ``ContentTFIDF.similar_products``), written in row groups."""
     out = _Writer(folder, "similar_products", SIM_SCHEMA, ("parquet", "csv", "jsonl"))
     try:
         ids = products.ids
-        all_ids, all_scores = content.similar_products(ids, k=n_similar, include_new=True)
+        all_ids, all_scores = similar_products(content, params, ids, n_similar)
         for s in range(0, len(ids), chunk):
             q, sim_ids, sim_scores = ids[s:s + chunk], all_ids[s:s + chunk], all_scores[s:s + chunk]
             valid = sim_ids >= 0

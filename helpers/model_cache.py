@@ -18,6 +18,9 @@ Conventions
 * A model is pickled without its :class:`FitData` (the stage's own object is put
   back when loading), so a loaded model scores exactly as the model that was
   stored (tested). Files are written atomically (:mod:`helpers.atomic`).
+* Results computed from a cached model can be kept the same way, under a name and
+  parameters of their own (the export's similar products,
+  :func:`helpers.export.similar_products`).
 """
 
 from __future__ import annotations

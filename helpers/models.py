@@ -310,7 +310,23 @@ def prefit(best: dict[str, dict], later: list[LaterFit], seed: int = 0, log=None
             made += 1
             if log:
                 log(f"{name} {params} fitted ahead on {model_cache.stage_label(target.fit)}")
+        if target.production and "all" in tuned.get("content", {}):
+            _similar_ahead(tuned["content"]["all"], target.fit, log)
     return made
+
+
+def _similar_ahead(params: dict, fit: FitData, log=None) -> None:
+    """Rank the export's similar products (every product, :data:`helpers.export.N_SIMILAR`
+    deep) with its content model into the model cache, as the export asks for them."""
+    from helpers.export import N_SIMILAR, similar_products
+
+    if model_cache.model_path(fit, "content", params) is None:
+        return
+    ids = np.unique(fit.products["product_id"].to_numpy(np.int64))  # as the export's ProductLookup lists them
+    similar_products(make_model("content", params, fit), params, ids, N_SIMILAR)
+    if log:
+        log(f"similar products ({N_SIMILAR} per product, content {params}) ranked ahead on "
+            f"{model_cache.stage_label(fit)}")
 
 
 def run_chapter(names: list[str], valid: Stage, test: Stage, tables_dir, overrides: dict | None = None,

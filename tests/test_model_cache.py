@@ -162,6 +162,39 @@ def test_prefit_fills_the_cache_that_the_hybrid_and_the_export_read(processed, t
             assert np.array_equal(a[name].score(rows), b[name].score(rows)), (protocol, name)
 
 
+def test_prefit_ranks_the_exports_similar_products_ahead(processed, monkeypatch):
+    from helpers.evaluation import temporal_split
+    from helpers.export import N_SIMILAR, ProductLookup, fit_production, similar_products
+    from helpers.recommenders.content import ContentTFIDF
+
+    folder, tables = processed
+    split = temporal_split(tables["fact_transactions"], test_days=28, valid_days=28)
+    later = models.later_fits(tables, split, 28, weight_windows=2, processed_dir=folder)
+    content = {"half_life_days": 30.0, "popularity_weight": 1e-3}
+    tuned = {"content": {"all": content, "new": content}}
+    models.prefit(tuned, later, seed=0)
+    hybrid = {p: {"weights": {"content": 1.0}, "rules": {}, "light_max_baskets": 3, "components": ["content"]}
+              for p in ("all", "new")}
+    from helpers.data import load_meta
+
+    model = fit_production(tables, dict(tuned, hybrid=hybrid), load_meta(folder)["fingerprint"], seed=0,
+                           cache_dir=folder)
+    ids = ProductLookup(tables["dim_product"]).ids  # what the export asks for
+    fresh = model.content.similar_products(ids, k=N_SIMILAR, include_new=True)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("ranked again instead of loaded")
+
+    monkeypatch.setattr(ContentTFIDF, "similar_products", refuse)
+    params = model.tuning["content"]["all"]
+    cached = similar_products(model.content, params, ids, N_SIMILAR)
+    assert all(np.array_equal(a, b) for a, b in zip(cached, fresh))
+    with pytest.raises(AssertionError, match="ranked again"):  # another depth or other products: not a hit
+        similar_products(model.content, params, ids, N_SIMILAR + 1)
+    with pytest.raises(AssertionError, match="ranked again"):
+        similar_products(model.content, params, ids[1:], N_SIMILAR)
+
+
 def test_no_later_fits_without_a_data_fingerprint(tiny_tables, tmp_path):
     from helpers.evaluation import temporal_split
 
