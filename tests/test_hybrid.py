@@ -130,6 +130,7 @@ def test_minmax_rows_edge_rows_match_reference():
             want[fin] = (row[fin] - lo) / (hi - lo) if hi > lo else 0.0
         np.testing.assert_allclose(out[i], want, rtol=1e-6, atol=1e-7, err_msg=str(i))
     assert out.dtype == np.float32 and not np.isnan(out).any()
+    assert ((out >= 0) | (out == -np.inf)).all()  # what the blend's max(x, 0) relies on
 
 
 @pytest.mark.parametrize("rules", [Rules(), Rules(availability_days=10), Rules(max_per_category=1),

@@ -47,7 +47,8 @@ from helpers.recommenders.ranker import PairHistory, Ranker, candidates, design
 
 
 def minmax_rows(scores: np.ndarray) -> np.ndarray:
-    """Min-max normalize each row over its finite values to [0, 1]; non-finite values become -inf.
+    """Min-max normalize each row over its finite values to [0, 1]; non-finite values become -inf
+    (so every value is in [0, 1] or -inf: the blend maps -inf to 0 with ``max(x, 0)``).
 
     A row without two distinct finite values maps its finite values to 0.
     """
@@ -240,8 +241,7 @@ class Hybrid(Recommender):
 
         def normed(j):
             s = minmax_rows(comps[j].score(rows))
-            s[~np.isfinite(s)] = 0.0
-            return s
+            return np.maximum(s, 0.0, out=s)  # -inf (minmax_rows' only non-finite value) -> 0
 
         width = n_threads(self.threads)
         with ThreadPoolExecutor(width) as ex:
@@ -271,8 +271,7 @@ class Hybrid(Recommender):
                 part = np.empty_like(total)  # one scratch block for every weighted component
                 for j, s in enumerate(normed):
                     if np.any(w[:, j]):
-                        np.copyto(part, s)
-                        part[~np.isfinite(part)] = 0.0
+                        np.maximum(s, 0.0, out=part)  # -inf (minmax_rows' only non-finite value) -> 0
                         part *= w[:, j][:, None]
                         total += part
                 del part
