@@ -194,8 +194,8 @@ DEPENDS_ON: dict[str, tuple[str, ...]] = {
 #: ``make bench``). With ``--jobs`` above 1, of the notebooks ready to start the one with the
 #: longest chain of run times ahead of it (itself plus its slowest line of dependants)
 #: starts first; unknown notebooks count 60 s.
-TYPICAL_SECONDS = {"00_data_model": 23, "01_eda": 15, "02_features_segments": 10, "03_popularity": 22,
-                   "04_als": 97, "05_similarity": 108, "06_hybrid": 99, "07_evaluation": 13, "08_export": 54}
+TYPICAL_SECONDS = {"00_data_model": 26, "01_eda": 14, "02_features_segments": 11, "03_popularity": 23,
+                   "04_als": 118, "05_similarity": 138, "06_hybrid": 66, "07_evaluation": 49, "08_export": 63}
 
 #: Report files merged key by key (several notebooks write entries of the same JSON object).
 MERGED_FILES = ("tables/tuning.json",)
