@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -429,58 +428,42 @@ def run_hybrid(valid: Stage, tables_dir, names=HYBRID_COMPONENTS, rules=None, ru
     pools = {st.name: CandidatePool.for_protocols(  # both protocols at once: shared fits are scored once
         {p: fit_components(tuning, st.fit, p, names, caches[st.name]) for p in PROTOCOLS}, st.fit, st.relevance,
         pool_size=pool_size) for st in (valid, *earlier)}
-    def search_protocol(protocol: str):
+    for protocol in PROTOCOLS:
         pool = pools[valid.name][protocol]
         early = [pools[st.name][protocol] for st in earlier]
-        return search_weights(CandidatePool.concat([pool] + early) if earlier else pool, **search)
-
-    def choose_ranker(protocol: str):
-        """The held-out ranker against the blend searched on the same earlier windows."""
-        pool = pools[valid.name][protocol]
-        early = [pools[st.name][protocol] for st in earlier]
-        histories = [PairHistory.from_fit(st.fit) for st in earlier]
-        train = [pool_examples(p, h) for p, h in zip(early, histories)]
-        labels = np.concatenate([ex.y[ex.valid] for ex in train])
-        if labels.all() or not labels.any():
-            raise ValueError("the earlier windows' candidates are all bought or none is: "
-                             "too little data to train the ranker (turn it off)")
-        held_out = Ranker(**ranker).fit(train)
-        valid_examples = pool_examples(pool, PairHistory.from_fit(valid.fit))
-        held_scores = valid_examples.predict_slots(held_out).reshape(pool.cands.shape)
-        early_weights, _ = search_weights(CandidatePool.concat(early) if len(early) > 1 else early[0], **search)
-        blend_value = pool.evaluate(pool.weight_matrix(early_weights, light_max_baskets))
-        ranker_value = pool.evaluate_scores(held_scores)
-        use = ranker_value > blend_value
-        rows = [{"protocol": protocol, "method": "weighted blend", "valid NDCG@5": blend_value, "chosen": not use},
-                {"protocol": protocol, "method": "learned re-ranker", "valid NDCG@5": ranker_value, "chosen": use}]
-        if log:
-            log(f"{protocol}: held-out validation NDCG@5 blend {blend_value:.4f}, ranker {ranker_value:.4f}")
-        if not use:
-            return rows, None, None
-        return rows, held_scores, Ranker(**ranker).fit(train + [valid_examples])
-
-    # each protocol's search and the ranker's choice are independent: they run side by side,
-    # and their results are read back in a fixed order (the same whatever finishes first)
-    with_ranker = [p for p in PROTOCOLS if ranker is not None and p == "all"]
-    with ThreadPoolExecutor(len(PROTOCOLS) + len(with_ranker)) as ex:
-        searched = {p: ex.submit(search_protocol, p) for p in PROTOCOLS}
-        chosen = {p: ex.submit(choose_ranker, p) for p in with_ranker}
-        for protocol in PROTOCOLS:
-            weights[protocol], log_table = searched[protocol].result()
-            log_table.insert(0, "protocol", protocol)
-            trials.append(log_table)
-            base = None
-            if protocol in chosen:
-                rows, base, kept = chosen[protocol].result()
-                selection += rows
-                if kept is not None:
-                    rankers[protocol] = kept
-            pool = pools[valid.name][protocol]
-            for label, variant in {"no rule": Rules(), **(rule_variants or {})}.items():
-                value = pool.evaluate_rules(weights[protocol], variant, valid.fit, light_max_baskets, base=base)
-                rule_rows.append({"rule": label, "protocol": protocol, "valid NDCG@5": value})
+        search_pool = CandidatePool.concat([pool] + early) if earlier else pool
+        weights[protocol], log_table = search_weights(search_pool, **search)
+        log_table.insert(0, "protocol", protocol)
+        trials.append(log_table)
+        base = None
+        if ranker is not None and protocol == "all":
+            histories = [PairHistory.from_fit(st.fit) for st in earlier]
+            train = [pool_examples(p, h) for p, h in zip(early, histories)]
+            labels = np.concatenate([ex.y[ex.valid] for ex in train])
+            if labels.all() or not labels.any():
+                raise ValueError("the earlier windows' candidates are all bought or none is: "
+                                 "too little data to train the ranker (turn it off)")
+            held_out = Ranker(**ranker).fit(train)
+            valid_examples = pool_examples(pool, PairHistory.from_fit(valid.fit))
+            held_scores = valid_examples.predict_slots(held_out).reshape(pool.cands.shape)
+            early_weights, _ = search_weights(CandidatePool.concat(early) if len(early) > 1 else early[0], **search)
+            blend_value = pool.evaluate(pool.weight_matrix(early_weights, light_max_baskets))
+            ranker_value = pool.evaluate_scores(held_scores)
+            use = ranker_value > blend_value
+            selection += [{"protocol": protocol, "method": "weighted blend", "valid NDCG@5": blend_value,
+                           "chosen": not use},
+                          {"protocol": protocol, "method": "learned re-ranker", "valid NDCG@5": ranker_value,
+                           "chosen": use}]
+            if use:
+                base = held_scores
+                rankers[protocol] = Ranker(**ranker).fit(train + [valid_examples])
             if log:
-                log(f"{protocol}: weights {weights[protocol]}")
+                log(f"{protocol}: held-out validation NDCG@5 blend {blend_value:.4f}, ranker {ranker_value:.4f}")
+        for label, variant in {"no rule": Rules(), **(rule_variants or {})}.items():
+            value = pool.evaluate_rules(weights[protocol], variant, valid.fit, light_max_baskets, base=base)
+            rule_rows.append({"rule": label, "protocol": protocol, "valid NDCG@5": value})
+        if log:
+            log(f"{protocol}: weights {weights[protocol]}")
     config = {}
     for p in PROTOCOLS:
         config[p] = {"weights": weights[p], "rules": asdict(rules), "light_max_baskets": light_max_baskets,
