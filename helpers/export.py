@@ -257,10 +257,7 @@ def fit_production(tables: dict, tuning: dict, fingerprint: str | None = None, s
         ranker = models.load_ranker(cfg, tables_dir or config.TABLES_DIR)
         names = [n for n in cfg["components"] if ranker is not None or _weights_used(cfg["weights"], n)]
         comps = models.fit_components(tuned, fit, protocol, names, cache)
-        rules = Rules(**cfg.get("rules", {}))
-        hybrids[protocol] = Hybrid({n: _Memo(c) for n, c in comps.items()}, cfg["weights"], rules,
-                                   int(cfg.get("light_max_baskets", 5)), ranker=ranker,
-                                   pool_size=int(cfg.get("pool_size", 100))).fit(fit)
+        hybrids[protocol] = models.hybrid_from_config(cfg, {n: _Memo(c) for n, c in comps.items()}, fit, ranker)
         if "segmented_popularity" in tuned and protocol in tuned["segmented_popularity"]:
             cold[protocol] = models.make_model("segmented_popularity", tuned["segmented_popularity"][protocol], fit)
         else:
@@ -901,16 +898,11 @@ def similar_products(content, params: dict | None, product_ids: np.ndarray, k: i
     the export's all-data fit while the other model notebooks run (:func:`helpers.models.prefit`);
     the export then loads them. The key holds the parameters, ``k`` and a digest of the ids."""
     ids = np.ascontiguousarray(product_ids, dtype=np.int64)
-    key = None if params is None else {**params, "similar_k": int(k),
-                                       "similar_ids": hashlib.sha256(ids.tobytes()).hexdigest()}
-    if key is not None:
-        hit = model_cache.load(content.data, "content_similar", key)
-        if hit is not None:
-            return hit
-    result = content.similar_products(ids, k=k, include_new=True)
-    if key is not None:
-        model_cache.store(result, content.data, "content_similar", key)
-    return result
+    if params is None:
+        return content.similar_products(ids, k=k, include_new=True)
+    key = {**params, "similar_k": int(k), "similar_ids": hashlib.sha256(ids.tobytes()).hexdigest()}
+    return model_cache.fit_model("content_similar", key, content.data,
+                                 lambda: content.similar_products(ids, k=k, include_new=True))
 
 
 def _write_similar(folder: Path, content, products: ProductLookup, n_similar: int, chunk: int = 65536,

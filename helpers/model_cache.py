@@ -126,7 +126,8 @@ def load(fit: FitData, name: str, params: dict) -> Recommender | None:
 
 
 def fit_model(name: str, params: dict, fit: FitData, factory: Callable[[], Recommender]) -> Recommender:
-    """The cached fit of ``(name, params)`` on ``fit``, or ``factory()`` fitted now and stored."""
+    """The cached fit of ``(name, params)`` on ``fit``, or ``factory()`` fitted now and stored
+    (also any other result computed from ``fit``, e.g. :func:`helpers.export.similar_products`)."""
     model = load(fit, name, params)
     if model is None:
         model = factory()

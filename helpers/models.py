@@ -481,11 +481,18 @@ def run_hybrid(valid: Stage, tables_dir, names=HYBRID_COMPONENTS, rules=None, ru
             "config": config}
 
 
+def hybrid_from_config(cfg: dict, components: dict[str, Recommender], fit_data: FitData, ranker=None):
+    """The hybrid that one protocol's ``hybrid`` entry of ``tuning.json`` describes (weights,
+    rules, light/heavy threshold, pool size), over fitted ``components``, fitted on ``fit_data``."""
+    from helpers.recommenders.hybrid import Hybrid, Rules
+
+    return Hybrid(components, cfg["weights"], Rules(**cfg.get("rules", {})), int(cfg.get("light_max_baskets", 5)),
+                  ranker=ranker, pool_size=int(cfg.get("pool_size", 100))).fit(fit_data)
+
+
 def tuned_hybrids(tables_dir, fit_data: FitData) -> dict[tuple[str, str], Recommender]:
     """``{("hybrid", protocol): model}``: the hybrids that :func:`run_hybrid` tuned (the
     ``hybrid`` entry of ``tuning.json`` and its rankers), fitted on ``fit_data``."""
-    from helpers.recommenders.hybrid import Hybrid, Rules
-
     tuning = load_tuning(tables_dir)
     if "hybrid" not in tuning:
         raise KeyError(f"{Path(tables_dir) / 'tuning.json'} has no 'hybrid' entry: run the hybrid notebook (06)")
@@ -494,9 +501,7 @@ def tuned_hybrids(tables_dir, fit_data: FitData) -> dict[tuple[str, str], Recomm
     for protocol in PROTOCOLS:
         cfg = tuning["hybrid"][protocol]
         comps = fit_components(tuning, fit_data, protocol, cfg["components"], cache)
-        out[("hybrid", protocol)] = Hybrid(comps, cfg["weights"], Rules(**cfg["rules"]), int(cfg["light_max_baskets"]),
-                                           ranker=load_ranker(cfg, tables_dir),
-                                           pool_size=int(cfg["pool_size"])).fit(fit_data)
+        out[("hybrid", protocol)] = hybrid_from_config(cfg, comps, fit_data, load_ranker(cfg, tables_dir))
     return out
 
 
