@@ -30,6 +30,7 @@ Conventions
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import threading
@@ -318,6 +319,31 @@ def compute_metrics(topk_items: np.ndarray, relevance: sp.spmatrix, n_relevant, 
     return metrics_from_hits(hits, n_rel, ks)
 
 
+_TABLE_MAX_K = 12  # up to this many ranks, metrics_from_hits looks rows up by their hit mask
+
+
+@functools.lru_cache(maxsize=_TABLE_MAX_K)
+def _mask_tables(kmax: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(hits, dcg)``, each ``(kmax + 1, 2**kmax)``: row ``k`` holds hits@k and DCG@k of every
+    hit mask (bit ``j`` set = a hit at rank ``j + 1``), summed rank by rank as in
+    :func:`metrics_from_hits`' running sums (the same values, bit for bit)."""
+    masks = np.arange(1 << kmax)
+    disc = 1.0 / np.log2(np.arange(2, kmax + 2))
+    run_hits, run_dcg, gain = np.zeros(1 << kmax), np.zeros(1 << kmax), np.empty(1 << kmax)
+    hits, dcg = [run_hits.copy()], [run_dcg.copy()]
+    for j in range(kmax):
+        bit = ((masks >> j) & 1).astype(np.uint8)
+        run_hits += bit
+        np.multiply(bit, disc[j], out=gain)
+        run_dcg += gain
+        hits.append(run_hits.copy())
+        dcg.append(run_dcg.copy())
+    out = np.stack(hits), np.stack(dcg)
+    for a in out:
+        a.flags.writeable = False
+    return out
+
+
 def metrics_from_hits(hits: np.ndarray, n_relevant, ks=(5, 10)) -> dict:
     """:func:`compute_metrics` from the hit matrix (``(n, K)`` booleans, :func:`hit_matrix`)
     of the top-K lists, ``K >= max(ks)``: the same values."""
@@ -333,18 +359,29 @@ def metrics_from_hits(hits: np.ndarray, n_relevant, ks=(5, 10)) -> dict:
     hits = hits[:, :kmax]
     disc = 1.0 / np.log2(np.arange(2, kmax + 2))
     cum_disc = np.concatenate([[0.0], np.cumsum(disc)])  # cum_disc[j] = IDCG with j hits
-    # hits@k and DCG@k: running sums over the ranks, one contiguous rank at a time
-    # (the same additions, in the same order, as a cumulative sum along each row)
     by_rank = np.ascontiguousarray(hits.T).view(np.uint8)
-    run_hits = np.zeros(n, dtype=np.min_scalar_type(kmax))
-    run_dcg, gain = np.zeros(n), np.empty(n)
     at_k = {}
-    for j in range(kmax):
-        run_hits += by_rank[j]
-        np.multiply(by_rank[j], disc[j], out=gain)
-        run_dcg += gain
-        if j + 1 in ks:
-            at_k[j + 1] = (run_hits.astype(np.float64), run_dcg.copy())
+    if kmax <= _TABLE_MAX_K:
+        # each row's hits as a bit mask (bit j = rank j + 1), then hits@k and DCG@k looked up
+        # in tables over every mask, built with the same additions as the running sums below
+        mask = np.zeros(n, dtype=np.uint16)
+        for j in range(kmax):
+            mask |= np.left_shift(by_rank[j], j, dtype=np.uint16)
+        hit_table, dcg_table = _mask_tables(kmax)
+        for k in ks:
+            m = mask & np.uint16((1 << k) - 1) if k < kmax else mask
+            at_k[k] = (hit_table[k].take(m), dcg_table[k].take(m))
+    else:
+        # hits@k and DCG@k: running sums over the ranks, one contiguous rank at a time
+        # (the same additions, in the same order, as a cumulative sum along each row)
+        run_hits = np.zeros(n, dtype=np.min_scalar_type(kmax))
+        run_dcg, gain = np.zeros(n), np.empty(n)
+        for j in range(kmax):
+            run_hits += by_rank[j]
+            np.multiply(by_rank[j], disc[j], out=gain)
+            run_dcg += gain
+            if j + 1 in ks:
+                at_k[j + 1] = (run_hits.astype(np.float64), run_dcg.copy())
     has_rel = n_rel > 0
     safe_rel = np.where(has_rel, n_rel, 1.0)
     out = {}

@@ -502,3 +502,19 @@ def test_evaluate_model_and_predictions_frame():
     assert list(pf.columns) == ["model", "protocol", "customer_id", "rank", "product_id", "score"]
     assert pf[["customer_id", "rank", "product_id"]].values.tolist() == [[1, 1, 300], [2, 1, 200]]
     assert (pf.model == "fixed").all() and (pf.protocol == "new").all()
+
+
+@pytest.mark.parametrize("ks", [(5,), (5, 10), (1, 3, 12), (2, 7)])
+def test_mask_table_lookup_equals_the_running_sums_bit_for_bit(ks, monkeypatch):
+    rng = np.random.default_rng(11)
+    hits = rng.random((3000, 12)) < 0.3
+    hits[:50] = True  # every rank a hit
+    hits[50:100] = False
+    n_rel = rng.integers(0, 15, size=len(hits))
+    looked_up = ev.metrics_from_hits(hits, n_rel, ks)
+    monkeypatch.setattr(ev, "_TABLE_MAX_K", 0)  # every k through the running sums
+    summed = ev.metrics_from_hits(hits, n_rel, ks)
+    assert looked_up.keys() == summed.keys()
+    for key in summed:
+        np.testing.assert_array_equal(looked_up[key], summed[key])  # identical, not just close
+    assert looked_up[("hit_rate", max(ks))][:50].min() == 1.0 and looked_up[("ndcg", max(ks))][50:100].max() == 0.0
