@@ -9,6 +9,8 @@ Every notebook in ``notebooks/`` whose name starts with two digits is executed
 notebook, the notebooks whose outputs it reads; a notebook starts once those
 have finished, and up to ``--jobs`` notebooks (default 2) run at once, each in
 its own kernel. ``--jobs 1`` runs them one after another in numeric order.
+While the first notebook runs, the kernels of the others are started ahead with
+their imports loaded (:mod:`helpers.kernels`; ``--no-warm-kernels``: not).
 Each receives ``dataset``, ``data_dir``, ``processed_dir`` and ``reports_dir``
 plus the ``--param`` values that its ``parameters`` cell declares (a
 ``--param`` no notebook declares is an error).
@@ -450,23 +452,38 @@ class _Staging:
         shutil.rmtree(self.root / ".nb", ignore_errors=True)
 
 
-def papermill_execute(nb: Path, out: Path, parameters: dict, progress: bool, kernel_args: list[str]) -> None:
-    """Execute ``nb`` into ``out`` with papermill (kernel ``python3``, working directory the project root)."""
+def papermill_execute(nb: Path, out: Path, parameters: dict, progress: bool, kernel_args: list[str],
+                      kernel=None) -> None:
+    """Execute ``nb`` into ``out`` with papermill (kernel ``python3``, working directory the project root).
+
+    ``kernel``: a running kernel's manager (:mod:`helpers.kernels`) to execute in, shut down
+    afterwards; ``kernel_args`` are then unused (it was started with its own).
+    """
     import papermill as pm
 
-    pm.execute_notebook(str(nb), str(out), parameters=parameters, kernel_name="python3", progress_bar=progress,
-                        log_output=False, extra_arguments=kernel_args,
-                        # the kernel's working directory; papermill's cwd= would chdir this whole process
-                        resources={"metadata": {"path": str(config.PROJECT_ROOT)}})
+    from helpers.kernels import shutdown
+
+    how = {"km": kernel} if kernel is not None else {"extra_arguments": kernel_args}
+    try:
+        pm.execute_notebook(str(nb), str(out), parameters=parameters, kernel_name="python3", progress_bar=progress,
+                            log_output=False,
+                            # the kernel's working directory; papermill's cwd= would chdir this whole process
+                            resources={"metadata": {"path": str(config.PROJECT_ROOT)}}, **how)
+    finally:
+        if kernel is not None:
+            shutdown(kernel)
 
 
 def run(dataset: str = config.DEFAULT_DATASET, data_dir=None, output_dir=None, params: dict | None = None,
         only: list[str] | None = None, progress: bool = True, log=print, use_cache: bool = True, jobs: int = 2,
-        *, notebooks_dir=None, depends_on: dict | None = None, execute: Callable | None = None) -> dict:
+        warm_kernels: bool = True, *, notebooks_dir=None, depends_on: dict | None = None,
+        execute: Callable | None = None) -> dict:
     """Execute the numbered notebooks as a dependency graph, up to ``jobs`` at once; returns the run manifest.
 
+    ``warm_kernels``: while the first notebook runs, start the kernels of the notebooks to be
+    executed after it, their imports loaded (:class:`helpers.kernels.WarmKernels`).
     ``notebooks_dir``, ``depends_on`` and ``execute`` (signature of :func:`papermill_execute`)
-    replace the project's notebooks, :data:`DEPENDS_ON` and papermill (for tests).
+    replace the project's notebooks, :data:`DEPENDS_ON` and papermill (for tests; no warm kernels).
     """
     from papermill.exceptions import PapermillExecutionError
 
@@ -477,6 +494,7 @@ def run(dataset: str = config.DEFAULT_DATASET, data_dir=None, output_dir=None, p
         raise SystemExit(f"unknown dataset {dataset!r}; choose one of {config.DATASETS}")
     if jobs < 1:
         raise SystemExit(f"--jobs must be 1 or more, got {jobs}")
+    warm_kernels = warm_kernels and execute is None
     execute = execute or papermill_execute
     depends_on = DEPENDS_ON if depends_on is None else depends_on
     params = dict(params or {})
@@ -571,13 +589,17 @@ def run(dataset: str = config.DEFAULT_DATASET, data_dir=None, output_dir=None, p
         share_cores()
         out = staging / "executed" / nb.name
         parameters = nb_params(nb, str(work))
-        kernel_args = [f"--IPKernelApp.exec_lines=__import__('os').environ.update({kernel_env!r}); "
-                       "__import__('helpers.writelog', fromlist=['install'])"
-                       f".install({str(write_log)!r}, {str(processed)!r})"]
+        install_log = (f"__import__('helpers.writelog', fromlist=['install'])"
+                       f".install({str(write_log)!r}, {str(processed)!r})")
+        kernel_args = [f"--IPKernelApp.exec_lines={env_line}; {install_log}"]
 
         def task():
+            kernel = warm.take(install_log) if warm is not None else None
             try:
-                execute(nb, out, parameters, progress, kernel_args)
+                if kernel is not None:
+                    execute(nb, out, parameters, progress, kernel_args, kernel=kernel)
+                else:
+                    execute(nb, out, parameters, progress, kernel_args)
             except PapermillExecutionError:
                 failed = reports_dir / "failed"
                 failed.mkdir(parents=True, exist_ok=True)
@@ -604,11 +626,21 @@ def run(dataset: str = config.DEFAULT_DATASET, data_dir=None, output_dir=None, p
     def other_error(stem: str, exc: BaseException) -> None:
         log(f"      {by_stem[stem].name} failed too: {exc}")
 
+    env_line = f"__import__('os').environ.update({kernel_env!r})"
+    warm = None
+    if warm_kernels:
+        from helpers.kernels import WarmKernels
+
+        to_run = [s for s in by_stem if old_cache.get(by_stem[s].name, {}).get("key") != keys[s]]
+        warm = WarmKernels(len(to_run) - 1, env_line, config.PROJECT_ROOT)  # the first starts its own
     try:
         run_graph(start_order(list(by_stem), depends_on, jobs), depends_on, jobs, start, finish, other_error)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    finally:
+        if warm is not None:
+            warm.close()
     stage.finalize()
     # Data files: a notebook owns the files of the processed folder that changed while it ran and
     # that its kernel logged writing (or that no kernel logged: written by native code, so every
@@ -628,6 +660,7 @@ def run(dataset: str = config.DEFAULT_DATASET, data_dir=None, output_dir=None, p
         "notebooks": {nb.name: timings[nb.name] for nb in notebooks},
         "schedule_s": {nb.name: schedule[nb.name] for nb in notebooks},
         "reused_from_cache": sorted(reused),
+        "warm_kernels": {"started": warm.started, "used": warm.taken} if warm is not None else None,
         "wall_time_s": round(time.perf_counter() - t_run, 2),
         "packages": package_versions(),
         "git_commit": git_commit(),
@@ -678,6 +711,8 @@ def main(argv=None) -> int:
     r.add_argument("--no-cache", action="store_true", help="execute every notebook even if nothing changed")
     r.add_argument("--jobs", type=int, default=2, metavar="N",
                    help="notebooks run at once, each in its own kernel (default 2; 1 = one after another)")
+    r.add_argument("--no-warm-kernels", action="store_true",
+                   help="start each notebook's kernel when it starts, not ahead with its imports loaded")
     sub.add_parser("params", help="list the parameters of every notebook")
     args = ap.parse_args(argv)
     if args.cmd == "params":
@@ -689,7 +724,8 @@ def main(argv=None) -> int:
     try:
         run(args.dataset, args.data_dir, args.output_dir, parse_params(args.param),
             only=args.only.split(",") if args.only else None, progress=not args.no_progress,
-            use_cache=not args.no_cache, jobs=args.jobs)
+            use_cache=not args.no_cache, jobs=args.jobs,
+            warm_kernels=not args.no_warm_kernels)
     except NotebookFailed as exc:
         print(f"\nERROR: {exc}", file=sys.stderr)
         return 1
