@@ -240,11 +240,45 @@ def _rank_candidates(vals: np.ndarray, k: int, floor: np.ndarray, max_ratio: int
     return idx, out
 
 
+#: Up to this k, float scores are ranked by k passes of ``argmax`` (:func:`_top_k_argmax`).
+ARGMAX_MAX_K = 16
+
+
+def _top_k_argmax(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top k of a float matrix by k passes of ``argmax`` over a copy, each pass taking every
+    row's best remaining entry (its first occurrence: the lower column wins a tie) and
+    setting it to -inf. A row whose top k reach -inf or NaN (``argmax`` would repeat a taken
+    column, or put NaN first) is ranked by the partition instead. The weight search's
+    blends, 4,000 rows x 513 candidates: k = 5 in 6 ms against 27 ms for the partition."""
+    n = scores.shape[0]
+    work = scores.copy()
+    rows = np.arange(n)
+    idx = np.empty((n, k), dtype=np.int64)
+    val = np.empty((n, k), dtype=scores.dtype)
+    for j in range(k):
+        col = work.argmax(axis=1)
+        idx[:, j] = col
+        val[:, j] = work[rows, col]
+        work[rows, col] = -np.inf
+    del work
+    bad = np.flatnonzero(~(val > -np.inf).all(axis=1))  # -inf reached, or NaN (fails the test)
+    if len(bad):
+        idx[bad], val[bad] = _top_k_partition(scores[bad], k)
+    return idx, val
+
+
 def _top_k_exact(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     n, m = scores.shape
     k = min(k, m)
     if k == 0 or n == 0:
         return np.zeros((n, k), dtype=np.int64), np.zeros((n, k), dtype=scores.dtype)
+    if k <= ARGMAX_MAX_K and scores.dtype.kind == "f":
+        return _top_k_argmax(scores, k)
+    return _top_k_partition(scores, k)
+
+
+def _top_k_partition(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    n, m = scores.shape
     if k < m:
         part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
         # argpartition picks arbitrary members of a tie at the k-th value: keep
