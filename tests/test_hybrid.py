@@ -10,7 +10,7 @@ from helpers.evaluation import temporal_split
 from helpers.experiment import make_stage, score_model
 from helpers.recommenders.base import Recommender, make_fit_data, top_k
 from helpers.recommenders.buy_again import BuyAgain
-from helpers.recommenders.hybrid import CandidatePool, Hybrid, Rules, diversify, minmax_rows, search_weights
+from helpers.recommenders.hybrid import CandidatePool, Hybrid, Rules, diversify, minmax_at, minmax_rows, search_weights
 from helpers.recommenders.popularity import GlobalPopularity
 
 
@@ -131,6 +131,11 @@ def test_minmax_rows_edge_rows_match_reference():
         np.testing.assert_allclose(out[i], want, rtol=1e-6, atol=1e-7, err_msg=str(i))
     assert out.dtype == np.float32 and not np.isnan(out).any()
     assert ((out >= 0) | (out == -np.inf)).all()  # what the blend's max(x, 0) relies on
+    s[0, 7] = np.inf  # an infinite score
+    cols = rng.integers(0, 50, size=(6, 12))
+    at = minmax_at(s, cols)  # the explanations' gather, without normalizing every column
+    np.testing.assert_array_equal(at, np.take_along_axis(minmax_rows(s), cols, axis=1))
+    assert at.dtype == np.float32 and minmax_at(s[:0], cols[:0]).shape == (0, 12)
 
 
 @pytest.mark.parametrize("rules", [Rules(), Rules(availability_days=10), Rules(max_per_category=1),

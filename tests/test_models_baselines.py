@@ -284,6 +284,23 @@ def test_ease_matches_closed_form_and_restricts_items():
     assert EASE(values="log").fit(data).B_.shape == (4, 4)
 
 
+def test_ease_fits_sharing_a_window_gram_equal_fits_on_their_own():
+    """A window's Gram is computed once per input type for its largest item set; smaller sets
+    are its sub-matrix, and every fit's B equals a fit on fresh data, bit for bit."""
+    rng = np.random.default_rng(5)
+    lines = [(b, int(rng.integers(0, 60)), int(p), int(rng.integers(1, 9)))
+             for b in range(300) for p in rng.choice(40, size=int(rng.integers(1, 6)), replace=False)]
+    shared = fit_data(lines)
+    order = [(1.0, 10, "binary"), (1.0, 30, "binary"), (5.0, 10, "binary"), (2.0, 20, "log"), (2.0, 25, "binary")]
+    for l2, n, values in order:
+        model = EASE(l2=l2, max_items=n, values=values).fit(shared)
+        alone = EASE(l2=l2, max_items=n, values=values).fit(fit_data(lines))
+        np.testing.assert_array_equal(model.B_, alone.B_)
+        np.testing.assert_array_equal(model.items_, alone.items_)
+    kept = shared.extras["ease_gram"]
+    assert len(kept["binary"][0]) == 30 and len(kept["log"][0]) == 20  # the largest set asked for, per input
+
+
 def test_itemknn_scores_equal_implicit_recommend():
     from implicit.nearest_neighbours import CosineRecommender
 

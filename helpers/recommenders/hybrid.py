@@ -46,15 +46,9 @@ from helpers.recommenders.base import FitData, Recommender, excluded_matrix, map
 from helpers.recommenders.ranker import PairHistory, Ranker, candidates, design
 
 
-def minmax_rows(scores: np.ndarray) -> np.ndarray:
-    """Min-max normalize each row over its finite values to [0, 1]; non-finite values become -inf
-    (so every value is in [0, 1] or -inf: the blend maps -inf to 0 with ``max(x, 0)``).
-
-    A row without two distinct finite values maps its finite values to 0.
-    """
-    s = np.asarray(scores, dtype=np.float32)
-    if s.size == 0:
-        return s.copy()
+def _minmax_scale(s: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per row of float32 ``s``: the offset and factor of :func:`minmax_rows` (``float32``), and
+    which rows hold a non-finite value."""
     lo = s.min(axis=1)
     hi = s.max(axis=1)
     # a row is all finite iff its min and max are (NaN propagates); only the others
@@ -69,11 +63,37 @@ def minmax_rows(scores: np.ndarray) -> np.ndarray:
     ok = np.isfinite(span) & (span > 0)
     scale = np.where(ok, 1.0 / np.where(ok, span, 1.0), 1.0).astype(np.float32)
     lo = np.where(np.isfinite(lo), lo, 0.0).astype(np.float32)
+    return lo, scale, bad_rows
+
+
+def minmax_rows(scores: np.ndarray) -> np.ndarray:
+    """Min-max normalize each row over its finite values to [0, 1]; non-finite values become -inf
+    (so every value is in [0, 1] or -inf: the blend maps -inf to 0 with ``max(x, 0)``).
+
+    A row without two distinct finite values maps its finite values to 0.
+    """
+    s = np.asarray(scores, dtype=np.float32)
+    if s.size == 0:
+        return s.copy()
+    lo, scale, bad_rows = _minmax_scale(s)
     out = s - lo[:, None]
     out *= scale[:, None]
     if bad_rows.any():
-        out[bad_rows] = np.where(fin, out[bad_rows], -np.inf)
+        out[bad_rows] = np.where(np.isfinite(s[bad_rows]), out[bad_rows], -np.inf)
     return out
+
+
+def minmax_at(scores: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """``take_along_axis(minmax_rows(scores), cols, axis=1)``, the same values, without
+    normalizing the columns not asked for."""
+    s = np.asarray(scores, dtype=np.float32)
+    if s.size == 0:
+        return np.take_along_axis(s, cols, axis=1).copy()
+    lo, scale, _ = _minmax_scale(s)
+    sel = np.take_along_axis(s, cols, axis=1)
+    out = sel - lo[:, None]
+    out *= scale[:, None]
+    return np.where(np.isfinite(sel), out, np.float32(-np.inf))  # only rows with a non-finite value have one
 
 
 def history_baskets(data: FitData) -> np.ndarray:
@@ -220,8 +240,7 @@ class Hybrid(Recommender):
         w = self._row_weights(rows)
         out = {}
         for j, (name, comp) in enumerate(self.components.items()):
-            s = minmax_rows(comp.score(rows))
-            out[name] = w[:, j][:, None] * np.take_along_axis(s, item_cols, axis=1)
+            out[name] = w[:, j][:, None] * minmax_at(comp.score(rows), item_cols)
         return out
 
     def score(self, rows: np.ndarray) -> np.ndarray:
