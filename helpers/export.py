@@ -177,6 +177,7 @@ class _Memo(Recommender):
         if key != self._key:
             self._key, self._value = None, None  # free the previous block first
             self._value = self.inner.score(rows)
+            self._value.flags.writeable = False  # shared by every caller of this block: nobody normalizes it in place
             self._key = key
         return self._value
 

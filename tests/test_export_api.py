@@ -449,3 +449,21 @@ def test_explainer_knn_and_most_bought_equal_brute_force(tiny_tables):
         counts[c] = 0.0
         assert got_most[a] == (int(np.argmax(counts)) if counts.max() > 0 else -1)
     assert found > 50
+
+
+def test_memoized_component_block_is_read_only_and_scored_once():
+    from helpers.export import _Memo
+    from helpers.recommenders.hybrid import minmax_rows
+
+    class Counting:
+        name, data, calls = "counting", None, 0
+
+        def score(self, rows):
+            Counting.calls += 1
+            return np.arange(len(rows) * 4, dtype=np.float32).reshape(len(rows), 4)
+
+    memo = _Memo(Counting())
+    first = memo.score(np.array([0, 1]))
+    assert not first.flags.writeable and memo.score(np.array([0, 1])) is first and Counting.calls == 1
+    normed = minmax_rows(first, inplace=True)  # the hybrid's normalization leaves the shared block intact
+    assert normed is not first and first[1, 3] == 7.0

@@ -240,3 +240,28 @@ def test_view_scores_trials_from_slot_hits_as_compute_metrics_does():
         for metric in ("ndcg", "precision", "recall"):
             want = float(np.mean(compute_metrics(cols, relevance, n_relevant, ks=(k,))[(metric, k)]))
             assert view.rank_and_score(blend, metric) == want
+
+
+def test_minmax_rows_block_by_block_and_in_place_only_on_a_writable_array():
+    rng = np.random.default_rng(4)
+    s = rng.normal(size=(100, 40_000)).astype(np.float32)  # 8-row blocks of the 1 MiB budget
+    s[3, ::7] = -np.inf
+    s[50, 2] = np.nan
+    s[97] = 1.0
+    before = s.copy()
+    ref = minmax_rows(s)
+    np.testing.assert_array_equal(s, before)  # not in place unless asked
+    lo = np.where(np.isfinite(s), s, np.inf).min(axis=1, keepdims=True)
+    hi = np.where(np.isfinite(s), s, -np.inf).max(axis=1, keepdims=True)
+    want = np.where(np.isfinite(s), (s - lo) / np.where(hi > lo, hi - lo, 1.0), -np.inf)
+    np.testing.assert_allclose(ref, want, rtol=1e-5, atol=1e-6)
+    own = s.copy()
+    out = minmax_rows(own, inplace=True)
+    assert out is own
+    np.testing.assert_array_equal(out, ref)
+    shared = s.copy()
+    shared.flags.writeable = False  # e.g. the export's memoized block
+    out = minmax_rows(shared, inplace=True)
+    assert out is not shared
+    np.testing.assert_array_equal(shared, before)
+    np.testing.assert_array_equal(out, ref)

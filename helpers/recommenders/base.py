@@ -402,7 +402,10 @@ class Recommender:
         raise NotImplementedError
 
     def score(self, rows: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
-        """Dense scores ``(len(rows), n_items)``; ``rows`` may contain -1 (cold start)."""
+        """Dense scores ``(len(rows), n_items)``; ``rows`` may contain -1 (cold start).
+
+        The array is the caller's own (it may be changed in place, e.g. by
+        :func:`~helpers.recommenders.hybrid.minmax_rows`), unless it is read-only."""
         raise NotImplementedError
 
     def recommend(
@@ -460,8 +463,10 @@ class Recommender:
             out = top_k_parts(table, cached[1], cached[2], np.asarray(groups, dtype=np.int64), boost, excluded, k)
             if out is not None:
                 return out
-        s = np.array(self.score(rows), dtype=np.float32)  # a private copy: masked in place
+        s = np.asarray(self.score(rows), dtype=np.float32)
         if excluded is not None:
+            if not s.flags.writeable:  # shared (a memoized block): mask a copy
+                s = s.copy()
             rr, cc = excluded.nonzero()
             s[rr, cc] = -np.inf
         return self.rank(s, k)

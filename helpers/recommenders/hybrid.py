@@ -66,20 +66,32 @@ def _minmax_scale(s: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return lo, scale, bad_rows
 
 
-def minmax_rows(scores: np.ndarray) -> np.ndarray:
+#: minmax_rows works through blocks of rows of about this size, which stay in cache between
+#: its passes (min, max, shift, scale): one read and one write of the scores from memory.
+MINMAX_BLOCK_BYTES = 1 << 20
+
+
+def minmax_rows(scores: np.ndarray, inplace: bool = False) -> np.ndarray:
     """Min-max normalize each row over its finite values to [0, 1]; non-finite values become -inf
     (so every value is in [0, 1] or -inf: the blend maps -inf to 0 with ``max(x, 0)``).
 
-    A row without two distinct finite values maps its finite values to 0.
+    A row without two distinct finite values maps its finite values to 0. ``inplace``: the
+    caller owns ``scores`` (a component's fresh :meth:`~Recommender.score`), so a writable
+    ``float32`` array is normalized in place (a read-only one is not: a new array is returned).
     """
     s = np.asarray(scores, dtype=np.float32)
     if s.size == 0:
         return s.copy()
-    lo, scale, bad_rows = _minmax_scale(s)
-    out = s - lo[:, None]
-    out *= scale[:, None]
-    if bad_rows.any():
-        out[bad_rows] = np.where(np.isfinite(s[bad_rows]), out[bad_rows], -np.inf)
+    out = s if (inplace or s is not scores) and s.flags.writeable else np.empty_like(s)
+    step = max(8, MINMAX_BLOCK_BYTES // (4 * s.shape[1]))
+    for a in range(0, s.shape[0], step):
+        blk, o = s[a:a + step], out[a:a + step]
+        lo, scale, bad_rows = _minmax_scale(blk)
+        keep = np.isfinite(blk[bad_rows]) if bad_rows.any() else None  # before o (maybe blk) changes
+        np.subtract(blk, lo[:, None], out=o)
+        o *= scale[:, None]
+        if keep is not None:
+            o[bad_rows] = np.where(keep, o[bad_rows], -np.inf)
     return out
 
 
@@ -233,7 +245,7 @@ class Hybrid(Recommender):
         return row_weights(self.weights, list(self.components), nb, self.light_max_baskets)
 
     def component_scores(self, rows: np.ndarray) -> dict[str, np.ndarray]:
-        return {name: minmax_rows(comp.score(rows)) for name, comp in self.components.items()}
+        return {name: minmax_rows(comp.score(rows), inplace=True) for name, comp in self.components.items()}
 
     def contributions(self, rows: np.ndarray, item_cols: np.ndarray) -> dict[str, np.ndarray]:
         """Weighted normalized score of each component for given (row, item) pairs (for reasons)."""
@@ -259,7 +271,7 @@ class Hybrid(Recommender):
         active = [j for j in range(len(comps)) if np.any(w[:, j])]
 
         def normed(j):
-            s = minmax_rows(comps[j].score(rows))
+            s = minmax_rows(comps[j].score(rows), inplace=True)
             return np.maximum(s, 0.0, out=s)  # -inf (minmax_rows' only non-finite value) -> 0
 
         width = n_threads(self.threads)
@@ -283,7 +295,7 @@ class Hybrid(Recommender):
         with ThreadPoolExecutor(n_threads(self.threads)) as ex:
             for a in range(0, len(rows), self.ranker_chunk):
                 r = rows[a:a + self.ranker_chunk]
-                normed = list(ex.map(lambda c, r=r: minmax_rows(c.score(r)), comps))
+                normed = list(ex.map(lambda c, r=r: minmax_rows(c.score(r), inplace=True), comps))
                 w = self._row_weights(r)
                 total = out[a:a + len(r)]
                 total[:] = 0.0
@@ -362,7 +374,7 @@ class CandidatePool:
                 for comp in components[p].values():
                     key = id(comp)
                     if key not in normed:
-                        normed[key] = minmax_rows(comp.score(rows))
+                        normed[key] = minmax_rows(comp.score(rows), inplace=True)
                     left[key] -= 1
                     s = normed.pop(key) if not left[key] else normed[key]
                     if not every:
