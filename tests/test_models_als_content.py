@@ -396,3 +396,22 @@ def test_content_text_fit_shared_across_weightings(content_data):
         alone = ContentTFIDF(min_df=1, **kwargs).fit(fresh)
         assert alone.item_tfidf is not model.item_tfidf
         np.testing.assert_array_equal(alone.score(rows), model.score(rows))
+
+
+def test_memo_vectorizer_equals_the_plain_one_with_its_memo_cold_and_warm():
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from helpers.recommenders.content import MemoTfidfVectorizer
+
+    texts = ["Red apple juice", "green APPLE", "apple juice 1L", "", "juice box red", "red red apple"] * 3
+    for ngram in ((1, 1), (1, 2)):
+        plain = TfidfVectorizer(ngram_range=ngram, min_df=2, sublinear_tf=True, dtype=np.float32)
+        want = plain.fit_transform(texts)
+        for _ in range(2):  # the second fit reads every text's terms from the memo
+            memo = MemoTfidfVectorizer(ngram_range=ngram, min_df=2, sublinear_tf=True, dtype=np.float32)
+            got = memo.fit_transform(texts[::-1])[::-1]  # another order, the same documents
+            assert memo.vocabulary_ == plain.vocabulary_
+            np.testing.assert_array_equal(memo.idf_, plain.idf_)
+            np.testing.assert_array_equal(got.toarray(), want.toarray())
+            np.testing.assert_array_equal(memo.transform(["apple pie"]).toarray(),
+                                          plain.transform(["apple pie"]).toarray())

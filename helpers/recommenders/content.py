@@ -41,6 +41,36 @@ from helpers.recommenders.base import FitData, Recommender, map_blocks, top_k
 
 TEXT_COLUMNS = ("description", "department", "category", "product_type", "brand")
 
+_ANALYZED: dict[tuple, dict[str, list[str]]] = {}  # analyzer settings -> text -> its terms
+_ANALYZED_MAX = 1_000_000  # texts kept per setting before the memo starts again
+
+
+class MemoTfidfVectorizer(TfidfVectorizer):
+    """``TfidfVectorizer`` whose analyzer keeps the terms of every text it has split, per
+    analyzer setting, for the process: the windows of one run (validation, test, earlier
+    windows, production) each fit a vocabulary and IDF on their own products, but mostly
+    the same product texts, which are then split once. The terms of a text are those of
+    the plain analyzer, so vocabulary, IDF and matrices are the same."""
+
+    def build_analyzer(self):
+        analyze = super().build_analyzer()
+        stop = tuple(self.stop_words) if isinstance(self.stop_words, (list, set, frozenset)) else self.stop_words
+        memo = _ANALYZED.setdefault((self.analyzer, self.preprocessor, self.tokenizer, self.lowercase,
+                                     self.token_pattern, tuple(self.ngram_range), self.strip_accents, stop,
+                                     self.input, self.encoding, self.decode_error), {})
+        if len(memo) > _ANALYZED_MAX:
+            memo.clear()
+
+        def terms(doc):
+            if not isinstance(doc, str):
+                return analyze(doc)
+            found = memo.get(doc)
+            if found is None:
+                found = memo[doc] = analyze(doc)
+            return found
+
+        return terms
+
 #: Tuning grid (for :func:`helpers.experiment.expand_grid`): 3 fits. A first grid on the
 #: Complete Journey validation stage (half-life 14/30/60/None x frequency x n-grams, no
 #: popularity prior) favoured ``use_frequency=True`` and ``ngram_range=(1, 2)`` everywhere;
@@ -143,7 +173,7 @@ class ContentTFIDF(FallbackMixin, Recommender):
                tuple(self.text_columns))
         memo = data.extras.setdefault("content_tfidf", {})
         if key not in memo:
-            vectorizer = TfidfVectorizer(min_df=self.min_df, max_features=self.max_features,
+            vectorizer = MemoTfidfVectorizer(min_df=self.min_df, max_features=self.max_features,
                                          ngram_range=tuple(self.ngram_range), sublinear_tf=self.sublinear_tf,
                                          norm="l2", dtype=np.float32)
             text, _ = self._texts(data.item_ids)
