@@ -416,3 +416,16 @@ def test_spd_inverse_matches_numpy_and_refuses_indefinite():
     g = a.T @ a + 0.5 * np.eye(12)
     np.testing.assert_allclose(spd_inverse(g.copy()), np.linalg.inv(g), rtol=1e-10, atol=1e-12)
     assert spd_inverse(np.diag([1.0, -1.0, 2.0])) is None
+
+
+def test_mirror_upper_equals_triu_plus_its_transpose():
+    from helpers.recommenders.ease import mirror_upper
+
+    rng = np.random.default_rng(2)
+    for n, block in ((1, 4), (7, 3), (600, 256), (513, 128)):
+        a = rng.normal(size=(n, n))
+        want = np.triu(a) + np.triu(a, 1).T
+        got = mirror_upper(a.copy(), block=block)
+        np.testing.assert_array_equal(got, want)
+        f = np.asfortranarray(a)  # LAPACK hands back Fortran-ordered arrays
+        np.testing.assert_array_equal(mirror_upper(f, block=block), want)

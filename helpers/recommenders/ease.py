@@ -82,9 +82,20 @@ def spd_inverse(a: np.ndarray) -> np.ndarray | None:
     inv, info = potri(c, lower=False, overwrite_c=True)
     if info != 0:
         return None
-    upper = np.triu(inv)  # potri fills the upper triangle only
-    upper += np.triu(inv, 1).T
-    return upper
+    return mirror_upper(inv)  # potri fills the upper triangle only
+
+
+def mirror_upper(a: np.ndarray, block: int = 256) -> np.ndarray:
+    """Copy the upper triangle of square ``a`` onto its lower triangle, in place, a block of
+    rows at a time (each block's transposed panel stays in cache); returns ``a``."""
+    n = a.shape[0]
+    for i0 in range(0, n, block):
+        i1 = min(i0 + block, n)
+        a[i0:i1, :i0] = a[:i0, i0:i1].T
+        diag = a[i0:i1, i0:i1]
+        low = np.tril_indices(i1 - i0, -1)
+        diag[low] = diag.T[low]
+    return a
 
 
 class EASE(Recommender):
@@ -113,9 +124,10 @@ class EASE(Recommender):
             p = spd_inverse(gram)
             if p is None:  # l2 = 0 on a singular Gram
                 p = np.linalg.pinv((x.T @ x).toarray().astype(dt) + self.l2 * np.eye(len(gram), dtype=dt))
-            p /= -np.diag(p).copy()[None, :]  # B = -P / diag(P), in place
-            p[np.diag_indices_from(p)] = 0.0
-        self.B_ = p.astype(np.float32)
+            b = np.empty(p.shape, dtype=np.float32)
+            np.divide(p, -np.diag(p)[None, :], out=b)  # B = -P / diag(P), divided in dtype, stored in float32
+            b[np.diag_indices_from(b)] = 0.0
+        self.B_ = b
         self.backfill_ = (self.backfill_weight * popularity_prior(data)).astype(np.float32)
         return self
 
