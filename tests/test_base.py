@@ -76,6 +76,7 @@ def test_top_k_block_path_matches_stable_sort_on_wide_rows():
             idx, val = top_k(s, k)
             ref = np.argsort(-s, axis=1, kind="stable")[:, :k]
             np.testing.assert_array_equal(idx, ref)
+            np.testing.assert_array_equal(top_k(np.asfortranarray(s), k)[0], ref)  # column-major input
 
 
 def test_map_blocks_covers_every_row_once_and_reraises():

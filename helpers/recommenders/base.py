@@ -200,7 +200,12 @@ def _top_k_blocks(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     n, m = scores.shape
     nb = m // BLOCK
     full = scores[:, : nb * BLOCK].reshape(n, nb, BLOCK)
-    bmax = np.maximum.reduceat(scores[:, : nb * BLOCK], np.arange(0, nb * BLOCK, BLOCK), axis=1)  # = full.max(2)
+    head = scores[:, : nb * BLOCK]
+    if head.flags.f_contiguous and not head.flags.c_contiguous:
+        # columns are contiguous (e.g. the transpose of a product): reduce whole columns, block by block
+        bmax = head.T.reshape(nb, BLOCK, n).max(axis=1).T
+    else:
+        bmax = np.maximum.reduceat(head, np.arange(0, nb * BLOCK, BLOCK), axis=1)  # = full.max(2)
     blocks = np.sort(_top_k_exact(bmax, k)[0], axis=1)  # ascending: positions keep the column order
     width = k * BLOCK
     vals = np.empty((n, width + m - nb * BLOCK), dtype=scores.dtype)

@@ -296,8 +296,15 @@ class ContentTFIDF(FallbackMixin, Recommender):
 
         def block(a, b):
             s = _cosine_block(uq[a:b], cand)
-            s[s <= 0] = -np.inf
-            g_idx[a:b], g_val[a:b] = top_k(s, kk)
+            idx, val = top_k(s, kk)
+            # a product shares no term with those of cosine <= 0: they are no candidates. Rows whose
+            # kk best are all positive are the same as with those set to -inf; the others are redone so.
+            short = np.flatnonzero(~(val[:, -1] > 0))
+            if len(short):
+                sub = s[short]
+                sub[sub <= 0] = -np.inf
+                idx[short], val[short] = top_k(sub, kk)
+            g_idx[a:b], g_val[a:b] = idx, val
 
         map_blocks(block, len(first), self.chunk_size, self.num_threads)
         idx, val = g_idx[group], g_val[group]
