@@ -281,8 +281,7 @@ class Hybrid(Recommender):
                 for j, s in zip(group, ex.map(normed, group)):
                     s *= w[:, j][:, None]  # s is this call's own: no temporary of the block's size
                     total += s
-        total *= self._mult[None, :]
-        total[:, ~self._allowed] = -np.inf
+        self._apply_rules(total)
         return total
 
     def _ranked_score(self, rows: np.ndarray) -> np.ndarray:
@@ -319,9 +318,16 @@ class Hybrid(Recommender):
                 p = np.take_along_axis(p, first, axis=1)
                 offset = 1.0 + w.sum(axis=1, dtype=np.float32)
                 np.put_along_axis(total, cands, offset[:, None] + p, axis=1)
-        out *= self._mult[None, :]
-        out[:, ~self._allowed] = -np.inf
+        self._apply_rules(out)
         return out
+
+    def _apply_rules(self, scores: np.ndarray) -> None:
+        """The rules' multiplier and mask, in place (a multiplier of 1 everywhere changes nothing,
+        so that pass is skipped, as is the mask when every item is allowed)."""
+        if not (self._mult == 1.0).all():
+            scores *= self._mult[None, :]
+        if not self._allowed.all():
+            scores[:, ~self._allowed] = -np.inf
 
     def rank(self, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         if self.rules.max_per_category:
