@@ -196,8 +196,8 @@ DEPENDS_ON: dict[str, tuple[str, ...]] = {
 #: ``make bench``). With ``--jobs`` above 1, of the notebooks ready to start the one with the
 #: longest chain of run times ahead of it (itself plus its slowest line of dependants)
 #: starts first; unknown notebooks count 60 s.
-TYPICAL_SECONDS = {"00_data_model": 26, "01_eda": 14, "02_features_segments": 11, "03_popularity": 23,
-                   "04_als": 118, "05_similarity": 138, "06_hybrid": 66, "07_evaluation": 49, "08_export": 63}
+TYPICAL_SECONDS = {"00_data_model": 27, "01_eda": 18, "02_features_segments": 12, "03_popularity": 27,
+                   "04_als": 115, "05_similarity": 139, "06_hybrid": 76, "07_evaluation": 55, "08_export": 72}
 
 #: Report files merged key by key (several notebooks write entries of the same JSON object).
 MERGED_FILES = ("tables/tuning.json",)
