@@ -318,11 +318,11 @@ def prefit(best: dict[str, dict], later: list[LaterFit], seed: int = 0, log=None
 def _similar_ahead(params: dict, fit: FitData, log=None) -> None:
     """Rank the export's similar products (every product, :data:`helpers.export.N_SIMILAR`
     deep) with its content model into the model cache, as the export asks for them."""
-    from helpers.export import N_SIMILAR, similar_products
+    from helpers.export import N_SIMILAR, ProductLookup, similar_products
 
     if model_cache.model_path(fit, "content", params) is None:
         return
-    ids = np.unique(fit.products["product_id"].to_numpy(np.int64))  # as the export's ProductLookup lists them
+    ids = ProductLookup(fit.products).ids  # the export's product list, so the cache key is the one it asks for
     similar_products(make_model("content", params, fit), params, ids, N_SIMILAR)
     if log:
         log(f"similar products ({N_SIMILAR} per product, content {params}) ranked ahead on "

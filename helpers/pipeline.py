@@ -461,11 +461,11 @@ def papermill_execute(nb: Path, out: Path, parameters: dict, progress: bool, ker
     """
     import papermill as pm
 
-    from helpers.kernels import shutdown
+    from helpers.kernels import KERNEL_NAME, shutdown
 
     how = {"km": kernel} if kernel is not None else {"extra_arguments": kernel_args}
     try:
-        pm.execute_notebook(str(nb), str(out), parameters=parameters, kernel_name="python3", progress_bar=progress,
+        pm.execute_notebook(str(nb), str(out), parameters=parameters, kernel_name=KERNEL_NAME, progress_bar=progress,
                             log_output=False,
                             # the kernel's working directory; papermill's cwd= would chdir this whole process
                             resources={"metadata": {"path": str(config.PROJECT_ROOT)}}, **how)
