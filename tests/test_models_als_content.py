@@ -76,7 +76,20 @@ def test_als_score_shape_dtype_and_formula(block_data):
     rows = np.array([0, 13, 5])
     s = model.score(rows)
     assert s.shape == (3, N_ITEMS) and s.dtype == np.float32
-    np.testing.assert_allclose(s, model.user_factors[rows] @ model.item_factors.T, rtol=1e-6)
+    exact = model.user_factors[rows].astype(np.float64) @ model.item_factors.T.astype(np.float64)
+    np.testing.assert_array_equal(s, exact.astype(np.float32))
+
+
+def test_stable_dot_does_not_depend_on_the_block():
+    from helpers.recommenders.base import stable_dot
+
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((300, 64)).astype(np.float32)
+    b = rng.standard_normal((2000, 64)).astype(np.float32)
+    whole = stable_dot(a, b)
+    assert whole.dtype == np.float32
+    for start, stop in ((0, 1), (0, 97), (5, 262), (299, 300)):
+        np.testing.assert_array_equal(stable_dot(a[start:stop], b), whole[start:stop])
 
 
 def test_als_deterministic_across_fits_and_threads(block_data):

@@ -48,7 +48,7 @@ import numpy as np
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
-from helpers.recommenders.base import DEFAULT_CHUNK, FitData, Recommender, n_threads, top_k
+from helpers.recommenders.base import DEFAULT_CHUNK, FitData, Recommender, n_threads, stable_dot, top_k
 
 WEIGHTINGS = ("bm25", "log", "none")
 
@@ -255,12 +255,19 @@ class ALS(FallbackMixin, Recommender):
         return self
 
     # ------------------------------------------------------------------ score
+    def _factors64(self) -> np.ndarray:
+        """``item_factors`` in ``float64`` for :func:`stable_dot` (kept while they are the same array)."""
+        cached = getattr(self, "_f64", None)
+        if cached is None or cached[0] is not self.item_factors:
+            cached = self._f64 = (self.item_factors, self.item_factors.astype(np.float64))
+        return cached[1]
+
     def score(self, rows: np.ndarray) -> np.ndarray:
         rows = np.asarray(rows, dtype=np.int64)
         out = np.empty((len(rows), self.data.n_items), dtype=np.float32)
         warm = (rows >= 0) & self._warm[np.where(rows >= 0, rows, 0)] if len(self._warm) else rows < -1
         if warm.any():
-            out[warm] = self.user_factors[rows[warm]] @ self.item_factors.T
+            out[warm] = stable_dot(self.user_factors[rows[warm]], self._factors64())
         if (~warm).any():
             out[~warm] = self._fallback_scores(rows[~warm])
         return out
@@ -292,7 +299,7 @@ class ALS(FallbackMixin, Recommender):
         empty = np.diff(counts.indptr) == 0
         for start in range(0, len(out), self.chunk_size):
             sl = slice(start, start + self.chunk_size)
-            out[sl] = factors[sl] @ self.item_factors.T
+            out[sl] = stable_dot(factors[sl], self._factors64())
         if empty.any():
             out[empty] = self._fallback_scores(np.full(int(empty.sum()), -1))
         return out

@@ -166,6 +166,19 @@ def map_blocks(fn, n: int, block: int, threads: int = 0) -> None:
 BLOCK = 128
 
 
+def stable_dot(a: np.ndarray, b_t: np.ndarray) -> np.ndarray:
+    """``a @ b_t.T`` as ``float32``, the same for a row whatever block it is computed in.
+
+    A ``float32`` BLAS product depends on the block's shape and on the thread count
+    (edge tiles and thread partitions take other kernels, with other summation orders),
+    so one customer's scores would change with the chunk size. The product is taken in
+    ``float64`` and rounded to ``float32``: the rounding absorbs the ``float64``
+    kernels' last-bit differences, so scores, lists and exports do not depend on the
+    chunking or on ``--jobs``.
+    """
+    return np.asarray(np.asarray(a, dtype=np.float64) @ np.asarray(b_t, dtype=np.float64).T, dtype=np.float32)
+
+
 def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Column indices and values of the k best scores per row.
 
@@ -402,6 +415,7 @@ class Recommender:
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
         state.pop("_parts_order", None)  # a cache of rank_rows, rebuilt on demand
+        state.pop("_f64", None)  # ALS's float64 item factors, derived on demand
         return state
 
     def fit(self, data: FitData) -> Recommender:  # pragma: no cover - abstract
