@@ -26,7 +26,7 @@ pipeline: $(STAMP)  ## Run every notebook with papermill (DATASET=..., JOBS=2 at
 	$(PY) -m helpers.pipeline run --dataset $(DATASET) --jobs $(JOBS) $(ARGS)
 
 build-book: $(STAMP)  ## Build the Jupyter Book from the executed notebooks (no execution)
-	$(PY) -m helpers.book
+	$(PY) -m helpers.pipeline.book
 
 book: pipeline build-book  ## Run the whole pipeline on $(DATASET) (default Complete Journey) and build the book
 
@@ -37,7 +37,7 @@ lab: $(STAMP)  ## Start JupyterLab on the project
 	$(VENV)/bin/jupyter lab --notebook-dir=.
 
 serve: $(STAMP)  ## Start the recommendation API on 127.0.0.1:8000
-	$(PY) -m uvicorn helpers.api:app --host 127.0.0.1 --port 8000
+	$(PY) -m uvicorn helpers.serving.api:app --host 127.0.0.1 --port 8000
 
 bench: $(STAMP)  ## Run the benchmarks (reports/benchmarks/bench.json, book page Performance)
 	$(PY) -m helpers.bench $(ARGS)

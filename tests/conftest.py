@@ -15,7 +15,7 @@ def in_ci() -> bool:
 
 @pytest.fixture(scope="session")
 def tiny_raw():
-    from helpers.sources import synthetic
+    from helpers.data.sources import synthetic
 
     return synthetic.generate(**TINY)
 
@@ -28,6 +28,6 @@ def raw_copy(tiny_raw):
 
 @pytest.fixture(scope="session")
 def tiny_tables(tiny_raw):
-    from helpers.validate import validate_star_schema
+    from helpers.data.validate import validate_star_schema
 
     return validate_star_schema({k: v.copy() for k, v in tiny_raw.items() if not k.startswith("_")})

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from helpers.recommenders.base import Recommender, make_fit_data, map_blocks, top_k
+from helpers.models.base import Recommender, make_fit_data, map_blocks, top_k
 
 
 @settings(max_examples=200, deadline=None)
@@ -102,7 +102,7 @@ def test_map_blocks_covers_every_row_once_and_reraises():
 
 
 def test_argmax_passes_equal_the_partition_with_ties_infinities_and_nan():
-    from helpers.recommenders import base
+    from helpers.models import base
 
     rng = np.random.default_rng(3)
     for dtype in (np.float32, np.float64):

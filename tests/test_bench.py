@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from helpers import bench
-from helpers.evaluation import compute_metrics
+from helpers.bench import runner as bench
+from helpers.evaluation.metrics import compute_metrics
 
 
 # ------------------------------------------------------------ growth exponent
@@ -98,8 +98,8 @@ def test_topk_agreement_identical_ties_and_mismatch():
 # ---------------------------------------------------- implicit vs project top-N
 @pytest.fixture(scope="module")
 def small_als():
-    from helpers.recommenders.als import ALS
-    from helpers.recommenders.base import FitData
+    from helpers.models.als import ALS
+    from helpers.models.base import FitData
 
     rng = np.random.default_rng(3)
     n_users, n_items = 120, 60

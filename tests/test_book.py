@@ -21,8 +21,8 @@ import pandas as pd
 import pytest
 
 from helpers import config
-from helpers.book import build, prepare_root
-from helpers.notebook import read_glue
+from helpers.pipeline.book import build, prepare_root
+from helpers.report.glue import read_glue
 
 from .conftest import TINY, in_ci
 
@@ -153,11 +153,11 @@ def test_same_command_twice_gives_identical_metrics(run_dir, tmp_path):
 
 def test_hybrid_serves_every_customer(run_dir):
     """Every dim_customer customer, with or without history, gets K recommendations."""
-    from helpers.data import load_tables
-    from helpers.evaluation import Split
-    from helpers.models import fit_components, load_tuning
-    from helpers.recommenders.base import make_fit_data
-    from helpers.recommenders.hybrid import Hybrid, Rules
+    from helpers.data.star import load_tables
+    from helpers.evaluation.metrics import Split
+    from helpers.models.base import make_fit_data
+    from helpers.models.hybrid import Hybrid, Rules
+    from helpers.tuning.workflow import fit_components, load_tuning
 
     tables = load_tables(run_dir)
     split = Split.from_dict(json.loads((run_dir / "split.json").read_text()))

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers.data import STAR_TABLES, build_dim_date, build_star_schema, key_checks, load_tables, write_tables
-from helpers.schema import TABLES, data_dictionary
-from helpers.validate import DataValidationError, validate_star_schema
+from helpers.data.schema import TABLES, data_dictionary
+from helpers.data.star import STAR_TABLES, build_dim_date, build_star_schema, key_checks, load_tables, write_tables
+from helpers.data.validate import DataValidationError, validate_star_schema
 
 
 def _validate(raw):
@@ -62,7 +62,7 @@ def test_files_source_csv_and_parquet(tiny_tables, tmp_path):
     out = load_tables(tmp_path / "out")
     assert out["dim_promotion"].empty and out["customer_exposure"].empty
     # the fingerprint (hashed while the tables were written) is the one of the tables written
-    from helpers.data import fingerprint, load_meta
+    from helpers.data.star import fingerprint, load_meta
 
     assert meta["fingerprint"] == load_meta(tmp_path / "out")["fingerprint"] == fingerprint(out)
     # derived columns are recomputed identically
@@ -73,7 +73,7 @@ def test_files_source_csv_and_parquet(tiny_tables, tmp_path):
 
 @pytest.mark.slow
 def test_completejourney_source_keeps_every_line_and_household(tmp_path):
-    from helpers.sources import completejourney
+    from helpers.data.sources import completejourney
 
     raw = completejourney.load(include_promotions=False)
     tables = _validate(raw)

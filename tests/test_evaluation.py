@@ -1,4 +1,4 @@
-"""Known-answer and property tests for helpers.evaluation."""
+"""Known-answer and property tests for helpers.evaluation.metrics."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import helpers.evaluation as ev
-from helpers.evaluation import (
+import helpers.evaluation.metrics as ev
+from helpers.evaluation.metrics import (
     SUMMARY_COLUMNS,
     Relevance,
     Split,
@@ -30,7 +30,7 @@ from helpers.evaluation import (
     summarize,
     temporal_split,
 )
-from helpers.recommenders.base import Recommender, make_fit_data
+from helpers.models.base import Recommender, make_fit_data
 
 D = [1.0 / math.log2(i + 1) for i in range(1, 12)]  # D[i-1] = discount of rank i
 

@@ -51,8 +51,8 @@ def _tuning() -> dict:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """Tiny star schema (plus two customers without purchases), tuning.json and one export."""
-    from helpers.data import build_star_schema
-    from helpers.export import export
+    from helpers.data.star import build_star_schema
+    from helpers.export.production import export
 
     root = tmp_path_factory.mktemp("export")
     processed = root / "processed"
@@ -187,9 +187,9 @@ def _strip_generated_at(path: Path) -> list:
 
 
 def test_export_is_deterministic(world, tmp_path, monkeypatch):
-    from helpers.export import export
-    from helpers.recommenders.als import ALS
-    from helpers.recommenders.itemknn import ItemKNN
+    from helpers.export.production import export
+    from helpers.models.als import ALS
+    from helpers.models.itemknn import ItemKNN
 
     fits = []
     for cls in (ALS, ItemKNN):
@@ -220,7 +220,7 @@ def test_export_is_deterministic(world, tmp_path, monkeypatch):
 
 
 def test_failed_export_leaves_the_previous_one_intact(world, tmp_path, monkeypatch):
-    import helpers.export as ex
+    import helpers.export.production as ex
 
     folder = tmp_path / "exports"
     shutil.copytree(world["out"], folder)
@@ -242,7 +242,7 @@ def test_failed_export_leaves_the_previous_one_intact(world, tmp_path, monkeypat
 def client(world):
     from fastapi.testclient import TestClient
 
-    from helpers.api import create_app
+    from helpers.serving.api import create_app
 
     with TestClient(create_app(world["out"])) as c:
         yield c
@@ -339,10 +339,10 @@ def test_basket_recommendations(client, world):
 
 def test_basket_components_match_the_library(world):
     """The API's basket scores reproduce the library's own basket methods (ALS fold-in, content)."""
-    from helpers.api import ExportStore
-    from helpers.data import load_tables
-    from helpers.export import fit_production
-    from helpers.models import load_tuning
+    from helpers.data.star import load_tables
+    from helpers.export.production import fit_production
+    from helpers.serving.api import ExportStore
+    from helpers.tuning.workflow import load_tuning
 
     tables = load_tables(world["processed"], names=("fact_transactions", "dim_customer", "dim_product",
                                                     "customer_exposure"))
@@ -362,14 +362,14 @@ def test_basket_components_match_the_library(world):
 
 
 def test_bench_api_smoke(world):
-    from helpers.bench_api import run_benchmark
+    from helpers.bench.api_load import run_benchmark
 
     res = run_benchmark(world["out"], n_requests=200, concurrency=2, warmup=10, max_seconds=60, log=None)
     assert res["errors"] == 0 and res["requests"] == 200 and res["p99_ms"] > 0
 
 
 def test_answer_cache_is_bounded_and_transparent(world):
-    from helpers.api import ExportStore
+    from helpers.serving.api import ExportStore
 
     store = ExportStore(world["out"], cache_bytes=20_000)
     ids = pd.read_parquet(world["out"] / "recommendations.parquet", columns=["customer_id"])["customer_id"].unique()
@@ -387,9 +387,9 @@ def test_export_folder_is_not_private(world):
 def test_explainer_content_equals_brute_force(tiny_tables):
     """The past product that explains a recommended item by text: the brute-force
     argmax over the customer's ``max_history`` most weighted past products."""
-    from helpers.export import Explainer
-    from helpers.recommenders.base import make_fit_data
-    from helpers.recommenders.content import ContentTFIDF
+    from helpers.export.production import Explainer
+    from helpers.models.base import make_fit_data
+    from helpers.models.content import ContentTFIDF
 
     fact = tiny_tables["fact_transactions"]
     fit = make_fit_data(fact, tiny_tables["dim_customer"], tiny_tables["dim_product"], fact["timestamp"].max())
@@ -417,10 +417,10 @@ def test_explainer_content_equals_brute_force(tiny_tables):
 def test_explainer_knn_and_most_bought_equal_brute_force(tiny_tables):
     """The past product that explains an item by co-purchase: argmax over the customer's past
     products j (not the item) of x[u, j] * S[j, i]; the fallback, the most bought past product."""
-    from helpers.export import Explainer
-    from helpers.recommenders.base import make_fit_data
-    from helpers.recommenders.content import ContentTFIDF
-    from helpers.recommenders.itemknn import ItemKNN
+    from helpers.export.production import Explainer
+    from helpers.models.base import make_fit_data
+    from helpers.models.content import ContentTFIDF
+    from helpers.models.itemknn import ItemKNN
 
     fact = tiny_tables["fact_transactions"]
     fit = make_fit_data(fact, tiny_tables["dim_customer"], tiny_tables["dim_product"], fact["timestamp"].max())
@@ -452,8 +452,8 @@ def test_explainer_knn_and_most_bought_equal_brute_force(tiny_tables):
 
 
 def test_memoized_component_block_is_read_only_and_scored_once():
-    from helpers.export import _Memo
-    from helpers.recommenders.hybrid import minmax_rows
+    from helpers.export.production import _Memo
+    from helpers.models.hybrid import minmax_rows
 
     class Counting:
         name, data, calls = "counting", None, 0

@@ -1,4 +1,4 @@
-"""Known-answer, leakage and monotonicity tests for helpers.features."""
+"""Known-answer, leakage and monotonicity tests for helpers.features.customers."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import features as F
+from helpers.features import customers as F
 
 T = pd.Timestamp
 

@@ -6,12 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers.evaluation import temporal_split
-from helpers.experiment import make_stage, score_model
-from helpers.recommenders.base import Recommender, make_fit_data, top_k
-from helpers.recommenders.buy_again import BuyAgain
-from helpers.recommenders.hybrid import CandidatePool, Hybrid, Rules, diversify, minmax_at, minmax_rows, search_weights
-from helpers.recommenders.popularity import GlobalPopularity
+from helpers.evaluation.metrics import temporal_split
+from helpers.models.base import Recommender, make_fit_data, top_k
+from helpers.models.buy_again import BuyAgain
+from helpers.models.hybrid import CandidatePool, Hybrid, Rules, diversify, minmax_at, minmax_rows, search_weights
+from helpers.models.popularity import GlobalPopularity
+from helpers.tuning.stages import make_stage, score_model
 
 
 def test_minmax_rows_known_answer():
@@ -153,9 +153,9 @@ def test_rules_on_a_full_pool_equal_the_hybrid_on_the_catalog(tiny_stage, rules)
 
 
 def test_score_model_shared_scoring_equals_per_protocol_evaluation(tiny_stage):
-    from helpers.evaluation import evaluate_model
-    from helpers.recommenders.als import ALS
-    from helpers.recommenders.content import ContentTFIDF
+    from helpers.evaluation.metrics import evaluate_model
+    from helpers.models.als import ALS
+    from helpers.models.content import ContentTFIDF
 
     fd = tiny_stage.fit
     for model in (GlobalPopularity().fit(fd), BuyAgain(half_life_days=30).fit(fd),
@@ -171,7 +171,7 @@ def test_score_model_shared_scoring_equals_per_protocol_evaluation(tiny_stage):
 def test_concatenated_pool_scores_the_mean_over_its_windows(tiny_tables):
     """A pool over two windows (different catalogs) evaluates each row against its own
     window: its mean is the customer-weighted mean of the two pools' means."""
-    from helpers import models
+    from helpers.tuning import workflow as models
 
     split = temporal_split(tiny_tables["fact_transactions"], test_days=14, valid_days=14)
     valid = make_stage(tiny_tables, split, "valid")
@@ -223,8 +223,8 @@ def test_view_scores_trials_from_slot_hits_as_compute_metrics_does():
     compute_metrics on the chosen catalog columns, repeated and padded columns included."""
     import scipy.sparse as sp
 
-    from helpers.evaluation import compute_metrics
-    from helpers.recommenders.hybrid import _View
+    from helpers.evaluation.metrics import compute_metrics
+    from helpers.models.hybrid import _View
 
     rng = np.random.default_rng(7)
     n, c, n_items, k = 60, 12, 40, 5

@@ -1,4 +1,4 @@
-"""Kernels started ahead of their notebooks (helpers.kernels) and papermill running in them."""
+"""Kernels started ahead of their notebooks (helpers.pipeline.kernels) and papermill running in them."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import time
 
 import nbformat
 
-from helpers.kernels import WarmKernels
-from helpers.pipeline import papermill_execute
+from helpers.pipeline.kernels import WarmKernels
+from helpers.pipeline.run import papermill_execute
 
 
 def _wait_ready(pool: WarmKernels, n: int, timeout: float = 120.0) -> None:

@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import model_cache, models
-from helpers.recommenders.base import make_fit_data
+from helpers.models.base import make_fit_data
+from helpers.tuning import model_cache
+from helpers.tuning import workflow as models
 
 
 @pytest.fixture()
@@ -90,8 +91,8 @@ def test_a_corrupt_file_is_a_miss(tmp_path, fit, monkeypatch):
 
 
 def test_tune_stores_the_best_candidate_per_protocol(tmp_path, tiny_tables, monkeypatch):
-    from helpers.evaluation import temporal_split
-    from helpers.experiment import make_stage
+    from helpers.evaluation.metrics import temporal_split
+    from helpers.tuning.stages import make_stage
 
     split = temporal_split(tiny_tables["fact_transactions"], test_days=14, valid_days=14)
     stage = make_stage(tiny_tables, split, "valid")
@@ -110,7 +111,7 @@ def test_tune_stores_the_best_candidate_per_protocol(tmp_path, tiny_tables, monk
 
 @pytest.fixture()
 def processed(tmp_path):
-    from helpers.data import build_star_schema, load_tables
+    from helpers.data.star import build_star_schema, load_tables
 
     folder = tmp_path / "processed"
     build_star_schema("synthetic", output_dir=folder, n_customers=120, n_products=90, n_days=150, seed=3)
@@ -119,11 +120,11 @@ def processed(tmp_path):
 
 
 def test_prefit_fills_the_cache_that_the_hybrid_and_the_export_read(processed, tmp_path, monkeypatch):
-    from helpers.data import load_meta
-    from helpers.evaluation import temporal_split
-    from helpers.export import fit_production
-    from helpers.recommenders.als import ALS
-    from helpers.recommenders.buy_again import BuyAgain
+    from helpers.data.star import load_meta
+    from helpers.evaluation.metrics import temporal_split
+    from helpers.export.production import fit_production
+    from helpers.models.als import ALS
+    from helpers.models.buy_again import BuyAgain
 
     folder, tables = processed
     split = temporal_split(tables["fact_transactions"], test_days=28, valid_days=28)
@@ -163,9 +164,9 @@ def test_prefit_fills_the_cache_that_the_hybrid_and_the_export_read(processed, t
 
 
 def test_prefit_ranks_the_exports_similar_products_ahead(processed, monkeypatch):
-    from helpers.evaluation import temporal_split
-    from helpers.export import N_SIMILAR, ProductLookup, fit_production, similar_products
-    from helpers.recommenders.content import ContentTFIDF
+    from helpers.evaluation.metrics import temporal_split
+    from helpers.export.production import N_SIMILAR, ProductLookup, fit_production, similar_products
+    from helpers.models.content import ContentTFIDF
 
     folder, tables = processed
     split = temporal_split(tables["fact_transactions"], test_days=28, valid_days=28)
@@ -175,7 +176,7 @@ def test_prefit_ranks_the_exports_similar_products_ahead(processed, monkeypatch)
     models.prefit(tuned, later, seed=0)
     hybrid = {p: {"weights": {"content": 1.0}, "rules": {}, "light_max_baskets": 3, "components": ["content"]}
               for p in ("all", "new")}
-    from helpers.data import load_meta
+    from helpers.data.star import load_meta
 
     model = fit_production(tables, dict(tuned, hybrid=hybrid), load_meta(folder)["fingerprint"], seed=0,
                            cache_dir=folder)
@@ -196,7 +197,7 @@ def test_prefit_ranks_the_exports_similar_products_ahead(processed, monkeypatch)
 
 
 def test_no_later_fits_without_a_data_fingerprint(tiny_tables, tmp_path):
-    from helpers.evaluation import temporal_split
+    from helpers.evaluation.metrics import temporal_split
 
     split = temporal_split(tiny_tables["fact_transactions"], test_days=7, valid_days=7)
     assert models.later_fits(tiny_tables, split, 7, 2, processed_dir=tmp_path / "nothing") == []

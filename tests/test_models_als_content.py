@@ -9,12 +9,12 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from helpers.experiment import expand_grid
-from helpers.recommenders import als as als_mod
-from helpers.recommenders import content as content_mod
-from helpers.recommenders.als import ALS, baskets_to_user_items, global_popularity
-from helpers.recommenders.base import Recommender, make_fit_data
-from helpers.recommenders.content import ContentTFIDF
+from helpers.models import als as als_mod
+from helpers.models import content as content_mod
+from helpers.models.als import ALS, baskets_to_user_items, global_popularity
+from helpers.models.base import Recommender, make_fit_data
+from helpers.models.content import ContentTFIDF
+from helpers.tuning.stages import expand_grid
 
 AS_OF = pd.Timestamp("2020-03-01")
 
@@ -81,7 +81,7 @@ def test_als_score_shape_dtype_and_formula(block_data):
 
 
 def test_stable_dot_does_not_depend_on_the_block():
-    from helpers.recommenders.base import stable_dot
+    from helpers.models.base import stable_dot
 
     rng = np.random.default_rng(0)
     a = rng.standard_normal((300, 64)).astype(np.float32)
@@ -414,7 +414,7 @@ def test_content_text_fit_shared_across_weightings(content_data):
 def test_memo_vectorizer_equals_the_plain_one_with_its_memo_cold_and_warm():
     from sklearn.feature_extraction.text import TfidfVectorizer
 
-    from helpers.recommenders.content import MemoTfidfVectorizer
+    from helpers.models.content import MemoTfidfVectorizer
 
     texts = ["Red apple juice", "green APPLE", "apple juice 1L", "", "juice box red", "red red apple"] * 3
     for ngram in ((1, 1), (1, 2)):

@@ -10,14 +10,14 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from helpers.evaluation import Split
-from helpers.experiment import expand_grid, grid_search, make_stage
-from helpers.recommenders.base import make_fit_data
-from helpers.recommenders.buy_again import BuyAgain, decayed_history, repeat_rate
-from helpers.recommenders.ease import EASE
-from helpers.recommenders.grids import GRIDS, candidates
-from helpers.recommenders.itemknn import ItemKNN
-from helpers.recommenders.popularity import GlobalPopularity, SegmentedPopularity, popularity_prior
+from helpers.evaluation.metrics import Split
+from helpers.models.base import make_fit_data
+from helpers.models.buy_again import BuyAgain, decayed_history, repeat_rate
+from helpers.models.ease import EASE
+from helpers.models.itemknn import ItemKNN
+from helpers.models.popularity import GlobalPopularity, SegmentedPopularity, popularity_prior
+from helpers.tuning.grids import GRIDS, candidates
+from helpers.tuning.stages import expand_grid, grid_search, make_stage
 
 T0 = pd.Timestamp("2020-01-01")
 AS_OF = T0 + pd.Timedelta(days=60)
@@ -409,7 +409,7 @@ def test_itemknn_similarity_does_not_depend_on_threads(tiny_tables):
 
 
 def test_spd_inverse_matches_numpy_and_refuses_indefinite():
-    from helpers.recommenders.ease import spd_inverse
+    from helpers.models.ease import spd_inverse
 
     rng = np.random.default_rng(0)
     a = rng.normal(size=(30, 12))
@@ -419,7 +419,7 @@ def test_spd_inverse_matches_numpy_and_refuses_indefinite():
 
 
 def test_mirror_upper_equals_triu_plus_its_transpose():
-    from helpers.recommenders.ease import mirror_upper
+    from helpers.models.ease import mirror_upper
 
     rng = np.random.default_rng(2)
     for n, block in ((1, 4), (7, 3), (600, 256), (513, 128)):

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from helpers import config
-from helpers.pipeline import notebook_parameters, numbered_notebooks, parse_params
+from helpers.pipeline.run import notebook_parameters, numbered_notebooks, parse_params
 
 from .conftest import TINY
 
@@ -73,7 +73,7 @@ def test_files_run_with_bad_data_fails_cleanly_and_keeps_good_output(tmp_path):
     assert len(before) == 6
     executed_before = (out / "reports" / "executed" / "00_data_model.ipynb").read_bytes()
 
-    from helpers.data import load_tables
+    from helpers.data.star import load_tables
 
     t = load_tables(out)
     bad = tmp_path / "bad"

@@ -21,7 +21,7 @@ import pytest
 from papermill.exceptions import PapermillExecutionError
 
 from helpers import config
-from helpers.pipeline import (
+from helpers.pipeline.run import (
     DEPENDS_ON,
     NotebookFailed,
     check_graph,
@@ -183,7 +183,7 @@ if keys:
     path.write_text(json.dumps(current, indent=2))
     writelog.note_keys(path, keys)
 if spec.get("threads"):  # the thread budget while this notebook runs, and the BLAS setting
-    from helpers.recommenders.base import n_threads
+    from helpers.models.base import n_threads
     (R / "tables" / f"threads_{stem}.txt").write_text(f"{n_threads()} {os.environ.get('OPENBLAS_NUM_THREADS')}")
 time.sleep(spec.get("sleep_after", 0))
 if spec.get("fail"):
@@ -382,7 +382,7 @@ def test_run_refuses_an_invalid_graph_and_zero_jobs(fake_project, tmp_path):
 # ------------------------------------------------------------ tuning.json lock
 LOCK_SCRIPT = r"""
 import sys
-from helpers.models import save_tuning
+from helpers.tuning.workflow import save_tuning
 prefix, folder, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 for i in range(n):
     save_tuning({f"{prefix}{i}": {"all": {"k": i}, "new": {"k": i}}}, folder)

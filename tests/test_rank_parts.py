@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from helpers.experiment import score_model
-from helpers.recommenders.base import excluded_matrix, top_k, top_k_parts
-from helpers.recommenders.buy_again import BuyAgain
-from helpers.recommenders.popularity import GlobalPopularity, SegmentedPopularity
+from helpers.models.base import excluded_matrix, top_k, top_k_parts
+from helpers.models.buy_again import BuyAgain
+from helpers.models.popularity import GlobalPopularity, SegmentedPopularity
+from helpers.tuning.stages import score_model
 
 
 def dense(table, groups, boost, excluded):
@@ -63,7 +63,7 @@ def test_top_k_parts_equals_dense_top_k_with_ties_boosts_and_exclusions(seed):
 
 @pytest.fixture(scope="module")
 def stage(tiny_tables):
-    from helpers import models
+    from helpers.tuning import workflow as models
 
     split, valid, test = models.prepare_stages(tiny_tables, 28, 28)
     return valid

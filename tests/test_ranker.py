@@ -6,13 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers.evaluation import temporal_split
-from helpers.experiment import make_stage, score_model
-from helpers.recommenders.base import make_fit_data
-from helpers.recommenders.buy_again import BuyAgain
-from helpers.recommenders.hybrid import CandidatePool, Hybrid
-from helpers.recommenders.popularity import GlobalPopularity
-from helpers.recommenders.ranker import FEATURES, Examples, PairHistory, Ranker, candidates, design, pool_examples
+from helpers.evaluation.metrics import temporal_split
+from helpers.models.base import make_fit_data
+from helpers.models.buy_again import BuyAgain
+from helpers.models.hybrid import CandidatePool, Hybrid
+from helpers.models.popularity import GlobalPopularity
+from helpers.models.ranker import FEATURES, Examples, PairHistory, Ranker, candidates, design, pool_examples
+from helpers.tuning.stages import make_stage, score_model
 
 
 def _history_fit():
@@ -140,7 +140,7 @@ def test_pool_examples_label_the_bought_candidates(tiny_stage):
 
 
 def test_run_hybrid_chooses_on_validation_and_saves_the_ranker(tiny_tables, tmp_path):
-    from helpers import models
+    from helpers.tuning import workflow as models
 
     split = temporal_split(tiny_tables["fact_transactions"], test_days=14, valid_days=14)
     valid, test = make_stage(tiny_tables, split, "valid"), make_stage(tiny_tables, split, "test")
@@ -163,7 +163,7 @@ def test_run_hybrid_chooses_on_validation_and_saves_the_ranker(tiny_tables, tmp_
     assert set(metrics["protocol"]) == set(models.PROTOCOLS) and set(metrics["split"]) == {"test"}
     assert (tmp_path / "metrics_hybrid.csv").exists() and (tmp_path / "predictions_hybrid.parquet").exists()
     # the saved config and ranker rebuild the model that was tuned: the same test score as an in-memory hybrid
-    from helpers.report import metric_value
+    from helpers.report.tables import metric_value
 
     ranker = models.load_ranker(cfg["all"], tmp_path) if uses else None
     comps = models.fit_components(best, test.fit, "all", names)

@@ -1,4 +1,4 @@
-"""Tests for helpers.segments: coverage, unknown classes, gender, leakage."""
+"""Tests for helpers.features.segments: coverage, unknown classes, gender, leakage."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import features as F
-from helpers import segments as S
+from helpers.features import customers as F
+from helpers.features import segments as S
 from tests.test_features import AS_OF, random_tables, with_future
 
 CJ_INCOME = ["Under 15K", "15-24K", "25-34K", "35-49K", "50-74K", "75-99K", "100-124K", "125-149K",

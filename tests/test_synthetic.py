@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers.schema import TABLES
-from helpers.sources.synthetic import (
+from helpers.data.schema import TABLES
+from helpers.data.sources.synthetic import (
     CONSUMABLE_GROUPS,
     FAMILIES,
     PRODUCT_TYPES,
@@ -363,7 +363,7 @@ def test_promotion_table(data):
 
 
 def test_compact_sink_grows_and_offsets_basket_ids():
-    from helpers.sources.synthetic import _COMPACT, _Sink
+    from helpers.data.sources.synthetic import _COMPACT, _Sink
 
     sink = _Sink(capacity=2, basket_dtype=np.int32, seconds_dtype=np.int32)
     for n in (3, 4):

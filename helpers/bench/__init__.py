@@ -1,0 +1,1 @@
+"""Benchmarks: stage runner, the measured stages, API load."""

@@ -1,0 +1,1 @@
+"""Data: the star-schema contract, validation, the calendar, the sources, build and load."""

@@ -1,0 +1,1 @@
+"""Evaluation: relevance sets, top-K metrics and bootstrap confidence intervals."""

@@ -1,0 +1,1 @@
+"""Export: the production refit and the storefront files (recommendations, similar products, schemas)."""

@@ -1,0 +1,1 @@
+"""Features: customer, product and calendar features and segments, computed before a cut-off."""

@@ -1,0 +1,1 @@
+"""Models: the fit-window data, ranking utilities and one module per recommender."""

@@ -1,0 +1,1 @@
+"""Pipeline: run the numbered notebooks with papermill, build the book."""

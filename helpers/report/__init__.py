@@ -1,0 +1,1 @@
+"""Report: chart style and palette, glue, tables and the chapters' shared displays."""

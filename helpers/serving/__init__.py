@@ -1,0 +1,1 @@
+"""Serving: the recommendation API over an export folder."""
