@@ -7,6 +7,7 @@ copy). All other paths derive from it, never from the current directory.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -31,3 +32,11 @@ DEFAULT_DATASET = "completejourney"
 def processed_dir(output_dir: str | os.PathLike | None = None) -> Path:
     """The folder holding the star-schema tables of a run (default ``data/processed``)."""
     return Path(output_dir).resolve() if output_dir else PROCESSED_DIR
+
+
+def code_hash() -> str:
+    """Hash of the helpers package source: a code change invalidates every cached notebook."""
+    h = hashlib.sha256()
+    for path in sorted((PROJECT_ROOT / "helpers").rglob("*.py")):
+        h.update(path.read_bytes())
+    return h.hexdigest()

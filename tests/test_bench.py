@@ -11,6 +11,7 @@ import scipy.sparse as sp
 
 from helpers.bench import runner as bench
 from helpers.evaluation.metrics import compute_metrics
+from helpers.report import performance
 
 
 # ------------------------------------------------------------ growth exponent
@@ -175,7 +176,7 @@ def test_tables_writer_produces_markdown(tmp_path):
     b = _fake_bench()
     assert b["scale"]["growth"]["als_fit"]["overall"] == pytest.approx(math.log(12) / math.log(10))
     b["plots"] = ["scale_time.png"]
-    path = bench.write_markdown(b, tmp_path / "tables.md")
+    path = performance.write_markdown(b, tmp_path / "tables.md")
     text = path.read_text()
     assert "## Complete Journey end to end" in text and "## Scale ladder" in text
     assert "| 100,000 | 20,000 | 4,000,000 |" in text
@@ -187,11 +188,11 @@ def test_tables_writer_produces_markdown(tmp_path):
 
 
 def test_placeholder_is_written_once(tmp_path):
-    path = bench.write_placeholder(tmp_path)
+    path = performance.write_placeholder(tmp_path)
     assert "benchmarks not run yet" in path.read_text()
     path.write_text("real tables\n")
-    assert bench.write_placeholder(tmp_path).read_text() == "real tables\n"  # kept
-    assert "not run yet" in bench.write_placeholder(tmp_path, force=True).read_text()
+    assert performance.write_placeholder(tmp_path).read_text() == "real tables\n"  # kept
+    assert "not run yet" in performance.write_placeholder(tmp_path, force=True).read_text()
 
 
 def test_merge_keeps_old_rungs_and_sections():

@@ -164,9 +164,11 @@ def test_prefit_fills_the_cache_that_the_hybrid_and_the_export_read(processed, t
 
 
 def test_prefit_ranks_the_exports_similar_products_ahead(processed, monkeypatch):
+    from helpers.data.products import ProductLookup
     from helpers.evaluation.metrics import temporal_split
-    from helpers.export.production import N_SIMILAR, ProductLookup, fit_production, similar_products
+    from helpers.export.production import fit_production
     from helpers.models.content import ContentTFIDF
+    from helpers.tuning.production import N_SIMILAR, similar_products
 
     folder, tables = processed
     split = temporal_split(tables["fact_transactions"], test_days=28, valid_days=28)

@@ -19,51 +19,23 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from helpers.config import DATASETS, processed_dir
-from helpers.data.schema import HOLIDAY_START, TABLES
+from helpers.data.schema import TABLES
+from helpers.data.sources import completejourney, files, synthetic
+from helpers.data.validate import validate_star_schema
 
 STAR_TABLES = ("fact_transactions", "dim_customer", "dim_product", "dim_date", "dim_promotion", "customer_exposure")
-SEASONS = np.array(["Winter", "Winter", "Spring", "Spring", "Spring", "Summer", "Summer", "Summer",
-                    "Autumn", "Autumn", "Autumn", "Winter"])
-
-
-def build_dim_date(first, last) -> pd.DataFrame:
-    """One row per day in ``[first, last]`` with calendar attributes."""
-    days = pd.date_range(pd.Timestamp(first).normalize(), pd.Timestamp(last).normalize(), freq="D")
-    month, day = days.month.to_numpy(), days.day.to_numpy()
-    hm, hd = HOLIDAY_START
-    return pd.DataFrame(
-        {
-            "date": days.astype("datetime64[ns]"),
-            "year": days.year.astype("int64"),
-            "quarter": days.quarter.astype("int64"),
-            "month": month.astype("int64"),
-            "week": days.isocalendar().week.to_numpy().astype("int64"),
-            "day_of_week": days.dayofweek.astype("int64"),
-            "day_name": days.day_name().astype(object),
-            "is_weekend": days.dayofweek.to_numpy() >= 5,
-            "season": SEASONS[month - 1].astype(object),
-            "is_holiday_period": (month == 12) | ((month == hm) & (day >= hd)),
-        }
-    )
 
 
 def load_source(dataset: str, data_dir: str | os.PathLike | None = None, **params) -> dict[str, pd.DataFrame]:
     """Raw tables of a source, in the documented schema but not yet validated."""
     if dataset == "completejourney":
-        from helpers.data.sources import completejourney
-
         return completejourney.load(**params)
     if dataset == "synthetic":
-        from helpers.data.sources import synthetic
-
         return synthetic.generate(**params)
     if dataset == "files":
-        from helpers.data.sources import files
-
         if data_dir is None:
             raise ValueError("the 'files' dataset needs --data-dir pointing at a folder of CSV/Parquet tables")
         return files.load(data_dir)
@@ -125,8 +97,6 @@ def write_tables(tables: dict[str, pd.DataFrame], output_dir: str | os.PathLike 
 
 def build_star_schema(dataset: str = "completejourney", data_dir=None, output_dir=None, **params) -> dict:
     """Load, validate and write a source; returns a summary (row counts, fingerprint)."""
-    from helpers.data.validate import validate_star_schema
-
     raw = load_source(dataset, data_dir, **params)
     tables = validate_star_schema(raw)
     meta = {

@@ -25,6 +25,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from helpers.data.calendar import build_dim_date
 from helpers.data.schema import TABLES, Table
 
 MAX_ROWS_SHOWN = 5
@@ -194,8 +195,6 @@ def validate_star_schema(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFr
     ``dim_date`` is derived from the transactions when absent; ``dim_promotion``
     and ``customer_exposure`` are optional (empty tables when absent).
     """
-    from helpers.data.star import build_dim_date  # local import: data imports validate
-
     out: dict[str, pd.DataFrame] = {}
     for name in ("dim_customer", "dim_product", "fact_transactions"):
         if name not in tables:

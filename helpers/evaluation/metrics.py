@@ -41,6 +41,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from helpers.atomic import write_text
+
 METRICS = ("precision", "recall", "ndcg", "hit_rate")
 SUMMARY_COLUMNS = [
     "model", "protocol", "split", "segment_type", "segment", "k", "metric",
@@ -86,7 +88,6 @@ class Split:
             with open(path) as f:
                 if f.read() == text:
                     return
-        from helpers.atomic import write_text
 
         write_text(path, text)
 

@@ -66,7 +66,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import shutil
 import tempfile
@@ -83,13 +82,18 @@ import pyarrow.parquet as pq
 import scipy.sparse as sp
 
 from helpers import config
-from helpers.models.base import FitData, Recommender, make_fit_data, top_k
+from helpers.data.products import ProductLookup
+from helpers.data.star import fingerprint as compute_fingerprint
+from helpers.data.star import load_meta, load_tables
+from helpers.models.base import FitData, Recommender, top_k
+from helpers.models.content import ContentTFIDF
 from helpers.models.hybrid import Hybrid, Rules, diversify, item_attribute, minmax_rows
+from helpers.models.popularity import popularity_prior
 from helpers.tuning import model_cache
 from helpers.tuning import workflow as models
+from helpers.tuning.production import N_SIMILAR, production_fit_data, production_tuning, similar_products
 
 MAX_K = 100  # largest k the API serves; depth of the precomputed per-customer lists
-N_SIMILAR = 10  # default number of similar products per product (the content notebook ranks them ahead)
 SCHEMA_URL = "https://json-schema.org/draft/2020-12/schema"
 REC_COLUMNS = ["customer_id", "rank", "product_id", "score", "reason", "reason_label", "description", "category",
                "brand", "model_version", "generated_at"]
@@ -120,25 +124,6 @@ def default_export_dir(processed_dir=None) -> Path:
 
 
 # --------------------------------------------------------------- parameters
-def _clean_value(v):
-    return None if isinstance(v, float) and math.isnan(v) else v
-
-
-def production_tuning(tuning: dict, seed: int = 0) -> dict:
-    """The tuned parameters as the export fits them: NaN (a grid table's None) -> None;
-    ALS seeded with ``seed`` unless tuning fixed ``random_state``."""
-    out = {}
-    for name, by_protocol in tuning.items():
-        if name == "hybrid":
-            out[name] = by_protocol
-            continue
-        out[name] = {}
-        for protocol, params in by_protocol.items():
-            params = {k: _clean_value(v) for k, v in params.items()} if isinstance(params, dict) else params
-            if name == "als" and isinstance(params, dict):
-                params.setdefault("random_state", int(seed))
-            out[name][protocol] = params
-    return out
 
 
 def model_version(tuning: dict, fingerprint: str | None, seed: int) -> str:
@@ -213,20 +198,6 @@ class ProductionModel:
         return (rows >= 0) & (self.history[np.maximum(rows, 0)] > 0)
 
 
-def production_fit_data(tables: dict, with_promotions: bool = False) -> FitData:
-    """The fit data of the production model: every transaction, scored from the day after the last.
-
-    Segments are computed on the same data. Promotions (needed only by the promotion rule)
-    are attached with ``with_promotions``; no model's fit reads them."""
-    from helpers.features.segments import compute_segments
-
-    fact = tables["fact_transactions"]
-    as_of = pd.Timestamp(fact["timestamp"].max()).normalize() + pd.Timedelta(days=1)
-    return make_fit_data(fact, tables["dim_customer"], tables["dim_product"], as_of,
-                         segments=compute_segments(tables, as_of),
-                         promotions=tables.get("dim_promotion") if with_promotions else None)
-
-
 def fit_production(tables: dict, tuning: dict, fingerprint: str | None = None, seed: int = 0,
                    log=None, tables_dir=None, cache_dir=None) -> ProductionModel:
     """Refit the tuned hybrids (``all`` and ``new``) and the cold-start models on all data.
@@ -239,8 +210,6 @@ def fit_production(tables: dict, tuning: dict, fingerprint: str | None = None, s
     (:mod:`helpers.tuning.model_cache`, stage ``production``): the model notebooks fit them ahead
     (:func:`helpers.tuning.workflow.later_fits`).
     """
-    from helpers.models.content import ContentTFIDF
-
     log = log or (lambda *_: None)
     t0 = time.perf_counter()
     if "hybrid" not in tuning:
@@ -278,43 +247,6 @@ def fit_production(tables: dict, tuning: dict, fingerprint: str | None = None, s
 
 
 # ----------------------------------------------------------------- products
-class ProductLookup:
-    """``description``, ``category``, ``brand`` of any product id (shared by export and API)."""
-
-    def __init__(self, products: pd.DataFrame):
-        p = products.drop_duplicates("product_id").sort_values("product_id")
-        self.ids = p["product_id"].to_numpy(np.int64)
-        self.columns = {}
-        for col in ("description", "category", "brand"):
-            vals = p[col] if col in p else pd.Series([None] * len(p))
-            vals = vals.astype(object).where(vals.notna(), None)
-            self.columns[col] = np.asarray(vals.to_numpy(dtype=object), dtype=object)
-
-    def frame(self) -> pd.DataFrame:
-        return pd.DataFrame({"product_id": self.ids, **self.columns})
-
-    def positions(self, product_ids) -> np.ndarray:
-        ids = np.asarray(product_ids, dtype=np.int64)
-        pos = np.clip(np.searchsorted(self.ids, ids), 0, max(len(self.ids) - 1, 0))
-        ok = (len(self.ids) > 0) & (self.ids[pos] == ids) if len(self.ids) else np.zeros(len(ids), bool)
-        return np.where(ok, pos, -1)
-
-    def attribute(self, product_ids, column: str) -> np.ndarray:
-        pos = self.positions(product_ids)
-        out = np.full(len(pos), None, dtype=object)
-        ok = pos >= 0
-        out[ok] = self.columns[column][pos[ok]]
-        return out
-
-    def name(self, product_id: int, max_len: int = 80) -> str:
-        """A short product name for labels: the description up to its first comma or full stop."""
-        d = self.attribute([product_id], "description")[0]
-        text = str(d).strip() if d is not None else ""
-        if not text:
-            return f"product {int(product_id)}"
-        for sep in (", ", ". "):
-            text = text.split(sep, 1)[0]
-        return text if len(text) <= max_len else text[: max_len - 1].rstrip() + "\u2026"
 
 
 def reason_label(reason: str, products: ProductLookup) -> str:
@@ -721,8 +653,6 @@ def export(processed_dir=None, tables_dir=None, export_dir=None, top_n: int = 10
     ``tables`` / ``tuning`` default to the star schema of ``processed_dir`` and
     ``<tables_dir>/tuning.json``. Returns the manifest plus ``timings`` and ``path``.
     """
-    from helpers.data.star import load_meta, load_tables
-
     log = log or (lambda *_: None)
     if not 1 <= top_n <= MAX_K:
         raise ValueError(f"top_n must be in 1..{MAX_K}, got {top_n}")
@@ -741,8 +671,6 @@ def export(processed_dir=None, tables_dir=None, export_dir=None, top_n: int = 10
     try:
         fingerprint = load_meta(processed_dir).get("fingerprint")
     except FileNotFoundError:
-        from helpers.data.star import fingerprint as compute_fingerprint
-
         fingerprint = compute_fingerprint(tables) if all(
             n in tables for n in ("fact_transactions", "dim_customer", "dim_product", "dim_date",
                                   "dim_promotion", "customer_exposure")) else None
@@ -894,20 +822,6 @@ def _timed(fn, *args):
     return fn(*args), round(time.perf_counter() - t, 2)
 
 
-def similar_products(content, params: dict | None, product_ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """``content.similar_products(product_ids, k, include_new=True)``, kept in the model cache
-    beside the content model (:mod:`helpers.tuning.model_cache`) when ``params`` (the parameters it
-    was made with) are given and its fit data is cached. The content notebook ranks them for
-    the export's all-data fit while the other model notebooks run (:func:`helpers.tuning.workflow.prefit`);
-    the export then loads them. The key holds the parameters, ``k`` and a digest of the ids."""
-    ids = np.ascontiguousarray(product_ids, dtype=np.int64)
-    if params is None:
-        return content.similar_products(ids, k=k, include_new=True)
-    key = {**params, "similar_k": int(k), "similar_ids": hashlib.sha256(ids.tobytes()).hexdigest()}
-    return model_cache.fit_model("content_similar", key, content.data,
-                                 lambda: content.similar_products(ids, k=k, include_new=True))
-
-
 def _write_similar(folder: Path, content, products: ProductLookup, n_similar: int, chunk: int = 65536,
                    params: dict | None = None) -> int:
     """Similar products of every product (:func:`similar_products`: identical texts are ranked
@@ -993,8 +907,6 @@ def _save_component(folder: Path, name: str, comp, products: ProductLookup) -> d
         np.save(folder / "segmented_popularity_global.npy", np.asarray(comp.table_[-1], dtype=np.float32))
         return {"segment_type": comp.segment_type}
     if name == "buy_again":
-        from helpers.models.popularity import popularity_prior
-
         np.save(folder / "popularity_prior.npy", np.asarray(popularity_prior(comp.data), dtype=np.float64))
         return {"backfill_weight": comp.backfill_weight, "tie_break": comp.tie_break,
                 "half_life_days": comp.half_life_days}

@@ -54,7 +54,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from helpers.atomic import atomic_path
 from helpers.data.schema import HOLIDAY_START
+from helpers.data.star import write_parquet as write_row_groups
 
 TIERS = ("Bronze", "Silver", "Gold", "Platinum")
 NO_HISTORY_TIER = "None"
@@ -524,9 +526,6 @@ def customer_features(tables: dict, as_of) -> pd.DataFrame:
 # ---------------------------------------------------------------------- I/O
 def write_parquet(df: pd.DataFrame, path) -> Path:
     """Write ``df`` as Parquet atomically (temp file in the same folder + ``os.replace``)."""
-    from helpers.atomic import atomic_path
-    from helpers.data.star import write_parquet as write_row_groups
-
     path = Path(path)
     with atomic_path(path, suffix=".parquet.tmp") as tmp:
         write_row_groups(df, tmp)

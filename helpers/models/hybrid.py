@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from helpers.evaluation.metrics import compute_metrics, evaluation_set, hit_matrix, metrics_from_hits
+from helpers.evaluation.metrics import Relevance, compute_metrics, evaluation_set, hit_matrix, metrics_from_hits
 from helpers.models.base import FitData, Recommender, excluded_matrix, map_blocks, n_threads, top_k
 from helpers.models.ranker import PairHistory, Ranker, candidates, design
 
@@ -433,8 +433,6 @@ class CandidatePool:
         to the widest catalog); ``rows`` then no longer index one stage, so only the
         search (:func:`search_weights`, :meth:`evaluate`) uses a concatenated pool.
         """
-        from helpers.evaluation.metrics import Relevance
-
         if len({tuple(p.names) for p in pools}) != 1 or len({p.k for p in pools}) != 1:
             raise ValueError("pools must share their components and k")
         width = max(p.cands.shape[1] for p in pools)

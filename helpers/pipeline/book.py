@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from helpers import config
+from helpers.report.performance import write_placeholder
 
 
 def jupyter_book_exe() -> str:
@@ -27,8 +28,6 @@ BOOK_FILES = ("_config.yml", "_toc.yml", "book")
 
 def ensure_performance_tables(root: Path) -> Path:
     """The Performance page includes the benchmark's tables; write the 'not run yet' ones when missing."""
-    from helpers.bench.runner import write_placeholder
-
     return write_placeholder(Path(root) / "reports" / "benchmarks")
 
 

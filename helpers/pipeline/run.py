@@ -51,8 +51,12 @@ from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
-from helpers import config
+from helpers import config, writelog
 from helpers.atomic import write_json
+from helpers.config import code_hash
+from helpers.models.base import THREADS_FILE_ENV
+from helpers.pipeline.kernels import KERNEL_NAME, WarmKernels, shutdown
+from helpers.tuning import model_cache
 
 RESERVED = ("dataset", "data_dir", "processed_dir", "reports_dir")
 PUBLISHED = ("executed", "tables", "figures")
@@ -315,14 +319,6 @@ def source_identity(dataset: str, data_dir) -> str:
     return dataset
 
 
-def code_hash() -> str:
-    """Hash of the helpers package source: a code change invalidates every cached notebook."""
-    h = hashlib.sha256()
-    for path in sorted((config.PROJECT_ROOT / "helpers").rglob("*.py")):
-        h.update(path.read_bytes())
-    return h.hexdigest()
-
-
 def _snapshot(folders) -> dict[str, list]:
     """``path -> [size, mtime_ns]`` of the files directly in ``folders`` (hidden temporary files left out)."""
     out = {}
@@ -461,7 +457,6 @@ def papermill_execute(nb: Path, out: Path, parameters: dict, progress: bool, ker
     """
     import papermill as pm
 
-    from helpers.pipeline.kernels import KERNEL_NAME, shutdown
 
     how = {"km": kernel} if kernel is not None else {"extra_arguments": kernel_args}
     try:
@@ -487,8 +482,6 @@ def run(dataset: str = config.DEFAULT_DATASET, data_dir=None, output_dir=None, p
     """
     from papermill.exceptions import PapermillExecutionError
 
-    from helpers import writelog
-    from helpers.models.base import THREADS_FILE_ENV
 
     if dataset not in config.DATASETS:
         raise SystemExit(f"unknown dataset {dataset!r}; choose one of {config.DATASETS}")
@@ -526,7 +519,6 @@ def run(dataset: str = config.DEFAULT_DATASET, data_dir=None, output_dir=None, p
     cache_path = reports_dir / CACHE_FILE
     old_cache = json.loads(cache_path.read_text()) if (use_cache and cache_path.exists()) else {}
     if not use_cache:  # a cold run: no fitted model of an earlier run either
-        from helpers.tuning import model_cache
 
         model_cache.clear(processed)
 
@@ -629,8 +621,6 @@ def run(dataset: str = config.DEFAULT_DATASET, data_dir=None, output_dir=None, p
     env_line = f"__import__('os').environ.update({kernel_env!r})"
     warm = None
     if warm_kernels:
-        from helpers.pipeline.kernels import WarmKernels
-
         to_run = [s for s in by_stem if old_cache.get(by_stem[s].name, {}).get("key") != keys[s]]
         warm = WarmKernels(len(to_run) - 1, env_line, config.PROJECT_ROOT)  # the first starts its own
     try:

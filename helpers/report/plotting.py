@@ -23,6 +23,7 @@ from matplotlib import ticker
 from matplotlib.colors import TwoSlopeNorm
 
 from helpers.atomic import atomic_path
+from helpers.report.glue import report_dirs
 
 PALETTE = "colorblind"
 FIGSIZE = (8.0, 4.2)
@@ -93,8 +94,6 @@ def missing_labels(fig) -> list[str]:
 def save_figure(fig, key: str, reports_dir=None, glue: bool = True) -> Path:
     """Write ``<reports_dir>/figures/<key>.png`` (atomically), glue the figure
     under ``key`` and close it. Raises if a data axes has no title or axis label."""
-    from helpers.report.glue import report_dirs
-
     missing = missing_labels(fig)
     if missing:
         raise ValueError(f"figure {key!r} is missing {', '.join(missing)}")

@@ -51,7 +51,8 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from helpers import config
-from helpers.export.production import COLLABORATIVE, MAX_K, SCORE_DECIMALS, ProductLookup, label_reasons
+from helpers.data.products import ProductLookup
+from helpers.export.production import COLLABORATIVE, MAX_K, SCORE_DECIMALS, label_reasons
 from helpers.models.base import top_k
 from helpers.models.hybrid import diversify, minmax_rows
 

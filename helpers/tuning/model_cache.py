@@ -20,7 +20,7 @@ Conventions
   stored (tested). Files are written atomically (:mod:`helpers.atomic`).
 * Results computed from a cached model can be kept the same way, under a name and
   parameters of their own (the export's similar products,
-  :func:`helpers.export.production.similar_products`).
+  :func:`helpers.tuning.production.similar_products`).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from helpers.atomic import atomic_path
+from helpers.config import code_hash
 from helpers.models.base import FitData, Recommender
 
 SUBDIR = "models"
@@ -41,8 +42,6 @@ _FIT = "fit-data"
 
 def enable(fit: FitData, processed_dir, fingerprint: str, stage: str) -> None:
     """Give ``fit`` a cache location under ``processed_dir`` (see module conventions)."""
-    from helpers.pipeline.run import code_hash
-
     folder = Path(processed_dir) / SUBDIR / f"{fingerprint}-{code_hash()[:12]}"
     fit.extras["model_cache"] = (folder, f"{stage}-{fit.as_of.date()}")
 
@@ -127,7 +126,7 @@ def load(fit: FitData, name: str, params: dict) -> Recommender | None:
 
 def fit_model(name: str, params: dict, fit: FitData, factory: Callable[[], Recommender]) -> Recommender:
     """The cached fit of ``(name, params)`` on ``fit``, or ``factory()`` fitted now and stored
-    (also any other result computed from ``fit``, e.g. :func:`helpers.export.production.similar_products`)."""
+    (also any other result computed from ``fit``, e.g. :func:`helpers.tuning.production.similar_products`)."""
     model = load(fit, name, params)
     if model is None:
         model = factory()

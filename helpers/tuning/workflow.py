@@ -18,18 +18,33 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from helpers.atomic import write_json
-from helpers.evaluation.metrics import catalog_coverage, evaluate_model, predictions_frame, summarize
+from helpers import writelog
+from helpers.atomic import atomic_path, write_json
+from helpers.config import processed_dir as resolve
+from helpers.data.products import ProductLookup
+from helpers.data.star import load_meta
+from helpers.evaluation.metrics import (
+    Split,
+    catalog_coverage,
+    evaluate_model,
+    predictions_frame,
+    summarize,
+    temporal_split,
+)
+from helpers.features.segments import compute_segments
 from helpers.models.als import ALS
 from helpers.models.base import FitData, Recommender
 from helpers.models.buy_again import BuyAgain
 from helpers.models.content import ContentTFIDF
 from helpers.models.ease import EASE
+from helpers.models.hybrid import CandidatePool, Hybrid, Rules, search_weights
 from helpers.models.itemknn import ItemKNN
 from helpers.models.popularity import GlobalPopularity, SegmentedPopularity
+from helpers.models.ranker import PairHistory, Ranker, pool_examples
 from helpers.tuning import model_cache
 from helpers.tuning.grids import GRIDS
-from helpers.tuning.stages import Stage, best_params, expand_grid, grid_search
+from helpers.tuning.production import N_SIMILAR, production_fit_data, production_tuning, similar_products
+from helpers.tuning.stages import Stage, best_params, expand_grid, grid_search, make_stage
 
 PROTOCOLS = ("all", "new")
 
@@ -116,7 +131,6 @@ def save_tuning(best: dict[str, dict], tables_dir) -> Path:
     file itself is replaced atomically."""
     import fcntl
 
-    from helpers import writelog
 
     path = Path(tables_dir) / "tuning.json"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -192,11 +206,6 @@ def prepare_stages(tables: dict, test_days: int = 28, valid_days: int = 28, proc
     """The split (also written to ``split.json``) and its stages with segments: ``(split, valid,
     test)``, or ``(split, *stages)`` in the order of ``names``. Their fits go through the model
     cache, so a notebook loads the fits another one made on the same window."""
-    from helpers.config import processed_dir as resolve
-    from helpers.evaluation.metrics import temporal_split
-    from helpers.features.segments import compute_segments
-    from helpers.tuning.stages import make_stage
-
     split = temporal_split(tables["fact_transactions"], test_days=test_days, valid_days=valid_days)
     split.write(resolve(processed_dir) / "split.json")
     stages = [make_stage(tables, split, name, compute_segments) for name in names]
@@ -206,8 +215,6 @@ def prepare_stages(tables: dict, test_days: int = 28, valid_days: int = 28, proc
 
 def _data_fingerprint(processed_dir) -> str | None:
     """The data fingerprint of a processed folder (None: no metadata, or none recorded)."""
-    from helpers.data.star import load_meta
-
     try:
         return load_meta(processed_dir).get("fingerprint") or None
     except FileNotFoundError:
@@ -217,8 +224,6 @@ def _data_fingerprint(processed_dir) -> str | None:
 def _share_fits(fits: list[tuple[FitData, str]], processed_dir) -> None:
     """Fits on these ``(fit data, stage label)`` are shared between notebooks
     (:mod:`helpers.tuning.model_cache`) when the processed folder has a data fingerprint."""
-    from helpers.config import processed_dir as resolve
-
     fingerprint = _data_fingerprint(processed_dir)
     if fingerprint:
         for fit, stage in fits:
@@ -232,10 +237,6 @@ def earlier_stages(tables: dict, split, valid_days: int, n: int, processed_dir=N
     scores the ``valid_days`` after that date; segments are computed on its own fit
     window. Nothing of the validation or test windows is seen.
     """
-    from helpers.evaluation.metrics import Split
-    from helpers.features.segments import compute_segments
-    from helpers.tuning.stages import make_stage
-
     stages = []
     for i in range(1, n + 1):
         start = split.valid_start - pd.Timedelta(days=i * valid_days)
@@ -261,19 +262,18 @@ class LaterFit:
     into the model cache, so that those notebooks load them (:func:`prefit`)."""
 
     fit: FitData
-    production: bool = False  # fitted with the export's parameters (helpers.export.production.production_tuning)
+    production: bool = False  # fitted with the export's parameters (helpers.tuning.production.production_tuning)
 
 
 def later_fits(tables: dict, split, valid_days: int = 28, weight_windows: int = 2,
                processed_dir=None) -> list[LaterFit]:
     """The fit windows of the hybrid's ``weight_windows - 1`` earlier validation windows
     (:func:`earlier_stages`, the same stages as the hybrid notebook) and of the export
-    (:func:`helpers.export.production.production_fit_data`), each with its model cache location.
+    (:func:`helpers.tuning.production.production_fit_data`), each with its model cache location.
 
     Empty when the processed folder has no data fingerprint (nothing would be shared).
     Earlier windows that do not fit in the data are left out (the hybrid notebook says so
     when it asks for them)."""
-    from helpers.export.production import production_fit_data
 
     if _data_fingerprint(processed_dir) is None:
         return []
@@ -291,7 +291,6 @@ def prefit(best: dict[str, dict], later: list[LaterFit], seed: int = 0, log=None
     :data:`HYBRID_EXTRAS`) on each later fit window into the model cache; fits already there
     are skipped. Returns the number of fits made. The hybrid and export notebooks load them
     instead of fitting: same parameters and fit data, hence the same models."""
-    from helpers.export.production import production_tuning
 
     made = 0
     for target in later:
@@ -316,9 +315,8 @@ def prefit(best: dict[str, dict], later: list[LaterFit], seed: int = 0, log=None
 
 
 def _similar_ahead(params: dict, fit: FitData, log=None) -> None:
-    """Rank the export's similar products (every product, :data:`helpers.export.production.N_SIMILAR`
+    """Rank the export's similar products (every product, :data:`helpers.tuning.production.N_SIMILAR`
     deep) with its content model into the model cache, as the export asks for them."""
-    from helpers.export.production import N_SIMILAR, ProductLookup, similar_products
 
     if model_cache.model_path(fit, "content", params) is None:
         return
@@ -413,8 +411,6 @@ def run_hybrid(valid: Stage, tables_dir, names=HYBRID_COMPONENTS, rules=None, ru
     """
     from dataclasses import asdict
 
-    from helpers.models.hybrid import CandidatePool, Rules, search_weights
-    from helpers.models.ranker import PairHistory, Ranker, pool_examples
 
     if ranker is not None and not earlier:
         raise ValueError("the ranker is chosen on validation after training on earlier windows: "
@@ -484,8 +480,6 @@ def run_hybrid(valid: Stage, tables_dir, names=HYBRID_COMPONENTS, rules=None, ru
 def hybrid_from_config(cfg: dict, components: dict[str, Recommender], fit_data: FitData, ranker=None):
     """The hybrid that one protocol's ``hybrid`` entry of ``tuning.json`` describes (weights,
     rules, light/heavy threshold, pool size), over fitted ``components``, fitted on ``fit_data``."""
-    from helpers.models.hybrid import Hybrid, Rules
-
     return Hybrid(components, cfg["weights"], Rules(**cfg.get("rules", {})), int(cfg.get("light_max_baskets", 5)),
                   ranker=ranker, pool_size=int(cfg.get("pool_size", 100))).fit(fit_data)
 
@@ -521,7 +515,6 @@ def save_ranker(ranker, path) -> Path:
     """Pickle a fitted ranker (written to a temporary file, then renamed)."""
     import pickle
 
-    from helpers.atomic import atomic_path
 
     with atomic_path(path) as tmp:
         tmp.write_bytes(pickle.dumps(ranker, protocol=pickle.HIGHEST_PROTOCOL))
