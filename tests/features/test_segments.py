@@ -8,7 +8,7 @@ import pytest
 
 from helpers.features import customers as F
 from helpers.features import segments as S
-from tests.test_features import AS_OF, random_tables, with_future
+from tests.features.test_features import AS_OF, random_tables, with_future
 
 CJ_INCOME = ["Under 15K", "15-24K", "25-34K", "35-49K", "50-74K", "75-99K", "100-124K", "125-149K",
              "150-174K", "175-199K", "200-249K", "250K+"]

@@ -24,7 +24,7 @@ from helpers import config
 from helpers.pipeline.book import build, prepare_root
 from helpers.report.glue import read_glue
 
-from .conftest import TINY, in_ci
+from tests.conftest import TINY, in_ci
 
 pytestmark = pytest.mark.slow
 

@@ -12,7 +12,7 @@ import pytest
 from helpers import config
 from helpers.pipeline.run import notebook_parameters, numbered_notebooks, parse_params
 
-from .conftest import TINY
+from tests.conftest import TINY
 
 
 def test_notebooks_in_git_carry_no_outputs():
