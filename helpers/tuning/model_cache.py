@@ -55,7 +55,7 @@ def _canonical(value):
     if isinstance(value, bool) or value is None or isinstance(value, str):
         return value
     if isinstance(value, int | float):
-        return float(value)  # 7 and 7.0 (a parameter read back from tuning.json) are one key
+        return float(value)  # 7 and 7.0 (a parameter read back from a tuning file) are one key
     if isinstance(value, list | tuple):
         return [_canonical(v) for v in value]
     return repr(value)
