@@ -43,7 +43,7 @@ def run_hybrid(valid: Stage, tables_dir, names=HYBRID_COMPONENTS, rules=None, ru
     retrained on every window, validation included, and pickled to
     ``hybrid_ranker_<protocol>.pkl``. It needs ``earlier``.
 
-    ``rules`` (a :class:`~helpers.models.hybrid.Rules`) is applied to the final model;
+    ``rules`` (a :class:`~helpers.models.rules.Rules`) is applied to the final model;
     ``rule_variants`` (name -> Rules) are each measured on validation against no rule.
     Writes the ``hybrid`` tuning file (:func:`~helpers.tuning.files.tuning_path`: weights, rules and components per
     protocol) and the rankers; the test window is scored once, by :func:`evaluate_hybrid`

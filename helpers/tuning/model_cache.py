@@ -9,7 +9,7 @@ Conventions
 -----------
 * Only stages that carry a cache location are cached:
   ``FitData.extras["model_cache"] = (folder, stage_label)``, set by
-  :func:`enable` (``helpers.tuning.workflow.prepare_stages`` does it for the star schema
+  :func:`enable` (``helpers.tuning.windows.prepare_stages`` does it for the star schema
   of a processed folder). Other fit data (tests, the API) always fit.
 * The folder is ``<processed_dir>/models/<data fingerprint>-<code hash>``: new data
   or any change of the ``helpers`` code gives a new folder, and writing into it

@@ -18,7 +18,7 @@ def evaluate_models(models: dict[tuple[str, str], Recommender], stage: Stage, se
     """Score every (model, protocol) on a stage.
 
     Returns ``(metrics, predictions, per_customer)``: the long metrics table
-    (``helpers.evaluation.metrics.SUMMARY_COLUMNS``), the top-``top_n`` predictions of every
+    (``helpers.evaluation.bootstrap.SUMMARY_COLUMNS``), the top-``top_n`` predictions of every
     evaluated customer, and ``{(model, protocol): (customer_ids, {(metric, k): values})}``
     for paired comparisons.
     """
