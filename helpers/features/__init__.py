@@ -16,25 +16,24 @@ from helpers.features.customers import (
     assign_loyalty_tiers,
     basket_table,
     customer_features,
-    loyalty_tiers,
-    promotion_exposure,
-    purchase_timing,
-    rfm,
-    write_parquet,
-)
-from helpers.features.products import (
+    department_seasonal_index,
+    holiday_uplift,
     interaction_stats,
+    loyalty_tiers,
     popularity_curve,
     product_features,
     products_per_customer,
-    top_share,
-)
-from helpers.features.sales import (
-    department_seasonal_index,
-    holiday_uplift,
+    promotion_exposure,
     promotion_share,
+    purchase_timing,
+    purchases,
+    quantile_scores,
+    rfm,
     sales_over_time,
+    top_share,
     weekday_profile,
+    window,
+    write_parquet,
 )
 from helpers.features.segments import (
     SEGMENT_TYPES,
@@ -47,7 +46,6 @@ from helpers.features.segments import (
     segments_from_features,
     wide,
 )
-from helpers.features.windows import purchases, quantile_scores, window
 
 __all__ = [
     "CUSTOMER_FEATURES", "EXPOSURE_BANDS", "NO_HISTORY_BAND", "NO_HISTORY_TIER", "SEGMENT_TYPES", "TIERS",

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-__all__ = ["FitData", "make_fit_data"]
+__all__ = ["FitData", "make_fit_data", "positions"]
 
 
 @dataclass
@@ -50,19 +50,20 @@ class FitData:
 
     def customer_rows(self, customer_ids) -> np.ndarray:
         """Row index of each id, ``-1`` for ids not in ``customer_ids``."""
-        ids = np.asarray(customer_ids, dtype=np.int64)
-        pos = np.searchsorted(self.customer_ids, ids)
-        pos = np.clip(pos, 0, max(len(self.customer_ids) - 1, 0))
-        ok = (len(self.customer_ids) > 0) & (self.customer_ids[pos] == ids)
-        return np.where(ok, pos, -1)
+        return positions(self.customer_ids, customer_ids)
 
     def item_columns(self, product_ids) -> np.ndarray:
         """Column index of each product id, ``-1`` for products outside the catalog."""
-        ids = np.asarray(product_ids, dtype=np.int64)
-        pos = np.searchsorted(self.item_ids, ids)
-        pos = np.clip(pos, 0, max(len(self.item_ids) - 1, 0))
-        ok = (len(self.item_ids) > 0) & (self.item_ids[pos] == ids)
-        return np.where(ok, pos, -1)
+        return positions(self.item_ids, product_ids)
+
+
+def positions(sorted_ids: np.ndarray, ids) -> np.ndarray:
+    """Index of each of ``ids`` in the sorted, unique ``sorted_ids``; ``-1`` where absent."""
+    ids = np.asarray(ids, dtype=np.int64)
+    if len(sorted_ids) == 0:
+        return np.full(ids.shape, -1, dtype=np.int64)
+    pos = np.clip(np.searchsorted(sorted_ids, ids), 0, len(sorted_ids) - 1)
+    return np.where(sorted_ids[pos] == ids, pos, -1)
 
 
 def make_fit_data(
