@@ -24,10 +24,10 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
-from threadpoolctl import threadpool_limits
 
 from helpers.models.base import FitData, Recommender
 from helpers.models.popularity import popularity_prior, repeat_rows
+from helpers.models.threads import blas_limits
 
 
 def input_matrix(user_items: sp.spmatrix, values: str) -> sp.csr_matrix:
@@ -110,7 +110,7 @@ class EASE(Recommender):
         self.values = values
         self.backfill_weight = backfill_weight
         self.dtype = dtype
-        self.threads = threads  # BLAS threads for the Gram / inverse; None = library default
+        self.threads = threads  # BLAS threads for the Gram / inverse; None or 0: n_threads()
 
     def fit(self, data: FitData) -> EASE:
         self.data = data
@@ -118,7 +118,7 @@ class EASE(Recommender):
         x = input_matrix(data.user_items, self.values)[:, self.items_]
         self.x_ = x.tocsr()
         dt = np.dtype(self.dtype)
-        with threadpool_limits(limits=self.threads, user_api="blas"):
+        with blas_limits(self.threads or 0):
             gram = window_gram(data, self.values, self.items_, x).astype(dt)  # a copy: the memo stays intact
             gram[np.diag_indices_from(gram)] += self.l2
             p = spd_inverse(gram)

@@ -8,7 +8,7 @@ Conventions
 -----------
 * Candidates of a customer: the union of each component's top ``pool_size``
   products by row-normalized score (:func:`candidates`, shared with the weight
-  search's :class:`~helpers.models.hybrid.CandidatePool`).
+  search's :class:`~helpers.tuning.weights.CandidatePool`).
 * Features of a (customer, candidate) pair, all computed from the fit window
   (nothing at or after ``as_of``), in the order of :data:`FEATURES`:
 
@@ -196,7 +196,7 @@ class Examples:
 
 
 def pool_examples(pool, history: PairHistory) -> Examples:
-    """The (customer, candidate) pairs of a :class:`~helpers.models.hybrid.CandidatePool`
+    """The (customer, candidate) pairs of a :class:`~helpers.tuning.weights.CandidatePool`
     with labels from its relevance (bought in the evaluation window)."""
     n, c = pool.cands.shape
     valid = pool.valid_slots().ravel()

@@ -9,7 +9,7 @@ Conventions
 -----------
 * Only stages that carry a cache location are cached:
   ``FitData.extras["model_cache"] = (folder, stage_label)``, set by
-  :func:`enable` (``helpers.tuning.workflow.prepare_stages`` does it for the star schema
+  :func:`enable` (``helpers.tuning.windows.prepare_stages`` does it for the star schema
   of a processed folder). Other fit data (tests, the API) always fit.
 * The folder is ``<processed_dir>/models/<data fingerprint>-<code hash>``: new data
   or any change of the ``helpers`` code gives a new folder, and writing into it
@@ -55,7 +55,7 @@ def _canonical(value):
     if isinstance(value, bool) or value is None or isinstance(value, str):
         return value
     if isinstance(value, int | float):
-        return float(value)  # 7 and 7.0 (a parameter read back from tuning.json) are one key
+        return float(value)  # 7 and 7.0 (a parameter read back from a tuning file) are one key
     if isinstance(value, list | tuple):
         return [_canonical(v) for v in value]
     return repr(value)

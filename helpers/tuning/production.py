@@ -1,6 +1,6 @@
 """The production stage: every transaction, with the tuned parameters as the export fits them.
 
-The model notebooks fit the production models ahead (:func:`helpers.tuning.workflow.later_fits`),
+The model notebooks fit the production models ahead (:func:`helpers.tuning.windows.later_fits`),
 the export (:mod:`helpers.export.production`) loads them: both build the stage here.
 """
 
@@ -56,7 +56,7 @@ def similar_products(content, params: dict | None, product_ids: np.ndarray, k: i
     """``content.similar_products(product_ids, k, include_new=True)``, kept in the model cache
     beside the content model (:mod:`helpers.tuning.model_cache`) when ``params`` (the parameters it
     was made with) are given and its fit data is cached. The content notebook ranks them for
-    the export's all-data fit while the other model notebooks run (:func:`helpers.tuning.workflow.prefit`);
+    the export's all-data fit while the other model notebooks run (:func:`helpers.tuning.windows.prefit`);
     the export then loads them. The key holds the parameters, ``k`` and a digest of the ids."""
     ids = np.ascontiguousarray(product_ids, dtype=np.int64)
     if params is None:

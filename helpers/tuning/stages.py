@@ -16,16 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from helpers.evaluation.metrics import (
-    Relevance,
-    Split,
-    compute_metrics,
-    evaluate_model,
-    evaluation_set,
-    relevance_matrix,
-    select_window,
-)
-from helpers.models.base import FitData, Recommender, excluded_matrix, make_fit_data, map_blocks, mask_excluded
+from helpers.data.split import Split, select_window
+from helpers.evaluation import Relevance, compute_metrics, evaluate_model, evaluation_set, relevance_matrix
+from helpers.models import FitData, Recommender, excluded_matrix, make_fit_data, map_blocks, mask_excluded
 
 
 @dataclass

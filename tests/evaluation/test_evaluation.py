@@ -1,4 +1,4 @@
-"""Known-answer and property tests for helpers.evaluation.metrics."""
+"""Known-answer and property tests for helpers.evaluation (relevance, metrics, bootstrap) and the split."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import helpers.evaluation.metrics as ev
-from helpers.evaluation.metrics import (
+from helpers.data.split import Split, select_window, temporal_split
+from helpers.evaluation import (
     SUMMARY_COLUMNS,
     Relevance,
-    Split,
     catalog_coverage,
     compute_metrics,
     evaluate_model,
@@ -26,11 +26,9 @@ from helpers.evaluation.metrics import (
     paired_bootstrap,
     predictions_frame,
     relevance_matrix,
-    select_window,
     summarize,
-    temporal_split,
 )
-from helpers.models.base import Recommender, make_fit_data
+from helpers.models import Recommender, make_fit_data
 
 D = [1.0 / math.log2(i + 1) for i in range(1, 12)]  # D[i-1] = discount of rank i
 

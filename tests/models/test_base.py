@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from helpers.models.base import Recommender, make_fit_data, map_blocks, top_k
+from helpers.models import Recommender, make_fit_data, map_blocks, ranking, top_k
 
 
 @settings(max_examples=200, deadline=None)
@@ -102,8 +102,6 @@ def test_map_blocks_covers_every_row_once_and_reraises():
 
 
 def test_argmax_passes_equal_the_partition_with_ties_infinities_and_nan():
-    from helpers.models import base
-
     rng = np.random.default_rng(3)
     for dtype in (np.float32, np.float64):
         s = rng.integers(0, 6, (400, 40)).astype(dtype)  # many ties
@@ -114,13 +112,13 @@ def test_argmax_passes_equal_the_partition_with_ties_infinities_and_nan():
         s[7, 10] = np.nan  # NaN rows go to the partition
         s[8] = np.nan
         for k in (1, 2, 5, 10, 16):
-            fast = base._top_k_argmax(s, k)
-            want = base._top_k_partition(s, k)
+            fast = ranking._top_k_argmax(s, k)
+            want = ranking._top_k_partition(s, k)
             np.testing.assert_array_equal(fast[0], want[0])
             np.testing.assert_array_equal(fast[1], want[1])
-            assert base._top_k_exact(s, k)[0].tolist() == want[0].tolist()
+            assert ranking._top_k_exact(s, k)[0].tolist() == want[0].tolist()
         finite = ~np.isnan(s).any(axis=1)
-        np.testing.assert_array_equal(base._top_k_argmax(s, 5)[0][finite],
+        np.testing.assert_array_equal(ranking._top_k_argmax(s, 5)[0][finite],
                                       np.argsort(-s[finite], axis=1, kind="stable")[:, :5])
     ints = rng.integers(0, 9, (50, 30))
     np.testing.assert_array_equal(top_k(ints, 4)[0], np.argsort(-ints, axis=1, kind="stable")[:, :4])

@@ -6,13 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers.evaluation.metrics import temporal_split
+from helpers.data.split import temporal_split
 from helpers.models.base import make_fit_data
 from helpers.models.buy_again import BuyAgain
-from helpers.models.hybrid import CandidatePool, Hybrid
+from helpers.models.hybrid import Hybrid
 from helpers.models.popularity import GlobalPopularity
 from helpers.models.ranker import FEATURES, Examples, PairHistory, Ranker, candidates, design, pool_examples
 from helpers.tuning.stages import make_stage, score_model
+from helpers.tuning.weights import CandidatePool
 
 
 def _history_fit():

@@ -51,7 +51,7 @@ def test_keys_params_and_stages(tmp_path, fit, monkeypatch):
     model_cache.enable(fit, tmp_path, "fp1", "valid")
     models.make_model("global_popularity", {"window_days": 7}, fit)
     calls = _count_fits(monkeypatch, models.MODELS["global_popularity"][0])
-    models.make_model("global_popularity", {"window_days": 7.0}, fit)  # as read back from tuning.json
+    models.make_model("global_popularity", {"window_days": 7.0}, fit)  # as read back from a tuning file
     assert calls == []
     models.make_model("global_popularity", {"window_days": 14}, fit)
     assert len(calls) == 1
