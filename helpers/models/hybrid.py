@@ -84,7 +84,8 @@ class Hybrid(Recommender):
         if self.rules.max_per_category:
             self._categories = category_codes(data)
         if self.ranker is not None:
-            self._history = PairHistory.from_fit(data)
+            own = getattr(self.ranker, "history", None)  # a Ranker knows its feature settings
+            self._history = own(data) if own is not None else PairHistory.from_fit(data)
         return self
 
     def _row_weights(self, rows: np.ndarray) -> np.ndarray:

@@ -21,6 +21,9 @@ Conventions
   - the product: ``log(1 + distinct buyers)``, the same over the last
     ``recent_days``, and its smoothed repeat rate
     (:func:`~helpers.models.buy_again.repeat_rate`);
+  - with ``signal_groups``, the retail signals of those groups
+    (:class:`~helpers.features.signals.RetailSignals`: repeat cycles, season and trend,
+    sequences, the promotion calendar of the next ``horizon_days``, ownership of durables);
   - then each component's row-normalized score (the blend's own inputs).
 
   Undefined values (a product the customer never bought, a single basket) are -1.
@@ -40,6 +43,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from helpers.features.signals import RetailSignals
 from helpers.models.base import FitData, top_k
 from helpers.models.buy_again import repeat_rate
 
@@ -85,9 +89,16 @@ class PairHistory:
     repeat_rate: np.ndarray  # (n_items,)
     buyers: np.ndarray
     recent_buyers: np.ndarray
+    signals: RetailSignals | None = None
 
     @classmethod
-    def from_fit(cls, data: FitData, recent_days: int = 28) -> PairHistory:
+    def from_fit(cls, data: FitData, recent_days: int = 28, signal_groups=(), horizon_days: int = 28,
+                 use_calendar: bool = True) -> PairHistory:
+        signals = None
+        if signal_groups:
+            signals = RetailSignals.from_window(data.transactions, data.products, data.promotions, data.as_of,
+                                                data.customer_ids, data.item_ids, signal_groups, horizon_days,
+                                                use_calendar)
         tx = data.transactions
         buys = tx.loc[tx["quantity"].to_numpy() > 0, ["customer_id", "product_id", "basket_id", "timestamp"]]
         rows = data.customer_rows(buys["customer_id"].to_numpy(np.int64))
@@ -121,6 +132,7 @@ class PairHistory:
             repeat_rate=repeat_rate(data.user_items),
             buyers=np.diff(sp.csc_matrix(data.user_items).indptr).astype(np.float64),
             recent_buyers=np.bincount(recent_pairs % data.n_items, minlength=data.n_items).astype(np.float64),
+            signals=signals,
         )
 
     def features(self, rows: np.ndarray, cands: np.ndarray) -> np.ndarray:
@@ -158,6 +170,8 @@ class PairHistory:
             cb, np.where(known, self.customer_last[rk], np.nan), c_gap,
             np.log1p(self.buyers[col]), np.log1p(self.recent_buyers[col]), self.repeat_rate[col],
         ])
+        if self.signals is not None:
+            x = np.hstack([x, self.signals.matrix(np.asarray(rows, dtype=np.int64), cands)])
         return np.nan_to_num(x, nan=-1.0, posinf=-1.0, neginf=-1.0).astype(np.float32)
 
 
@@ -215,13 +229,22 @@ class Ranker:
 
     def __init__(self, max_iter: int = 100, learning_rate: float = 0.1, max_leaf_nodes: int = 31,
                  min_samples_leaf: int = 100, l2_regularization: float = 0.0, negative_rate: float = 1.0,
-                 seed: int = 0):
+                 seed: int = 0, signal_groups=(), horizon_days: int = 28, use_calendar: bool = True):
         if not 0 < negative_rate <= 1:
             raise ValueError("negative_rate must be in (0, 1]")
+        self.signal_groups = tuple(signal_groups or ())
+        self.horizon_days = int(horizon_days)
+        self.use_calendar = bool(use_calendar)
         self.params = dict(max_iter=max_iter, learning_rate=learning_rate, max_leaf_nodes=max_leaf_nodes,
                            min_samples_leaf=min_samples_leaf, l2_regularization=l2_regularization)
         self.negative_rate = negative_rate
         self.seed = seed
+
+    def history(self, data: FitData) -> PairHistory:
+        """The features this ranker reads, for one fit window (its signal groups, horizon, calendar switch)."""
+        return PairHistory.from_fit(data, signal_groups=getattr(self, "signal_groups", ()),
+                                    horizon_days=getattr(self, "horizon_days", 28),
+                                    use_calendar=getattr(self, "use_calendar", True))
 
     def fit(self, windows: list[Examples]) -> Ranker:
         from sklearn.ensemble import HistGradientBoostingClassifier

@@ -11,7 +11,7 @@ import pandas as pd
 
 from helpers.models.base import FitData, Recommender
 from helpers.models.hybrid import Hybrid
-from helpers.models.ranker import PairHistory, Ranker, pool_examples
+from helpers.models.ranker import Ranker, pool_examples
 from helpers.models.registry import HYBRID_COMPONENTS, PROTOCOLS
 from helpers.models.rules import Rules
 from helpers.tuning.files import load_ranker, load_tuning, save_ranker, save_tuning, tuning_path
@@ -25,7 +25,8 @@ __all__ = ["evaluate_hybrid", "hybrid_from_config", "run_hybrid", "tuned_hybrids
 
 def run_hybrid(valid: Stage, tables_dir, names=HYBRID_COMPONENTS, rules=None, rule_variants=None,
                pool_size: int = 100, n_trials: int = 300, by_history: bool = True, light_max_baskets: int = 5,
-               seed: int = 0, log=None, earlier: list[Stage] | tuple = (), ranker: dict | None = None) -> dict:
+               seed: int = 0, log=None, earlier: list[Stage] | tuple = (), ranker: dict | None = None,
+               ranker_protocols=("all",)) -> dict:
     """Search the hybrid weights on validation per protocol and measure each business rule.
 
     ``earlier`` (see :func:`earlier_stages`) adds validation windows before the
@@ -34,9 +35,9 @@ def run_hybrid(valid: Stage, tables_dir, names=HYBRID_COMPONENTS, rules=None, ru
     window (rolling origin), so that they do not fit one month's noise. Rules are
     priced on the validation window.
 
-    ``ranker`` (keyword arguments of :class:`~helpers.models.ranker.Ranker`; None:
-    off) offers a learned re-ranker of the candidates in protocol ``all`` (repeat purchases,
-    where its timing features exist). It is chosen on validation, never on test: a ranker
+    ``ranker`` (keyword arguments of :class:`~helpers.models.ranker.Ranker`, its retail
+    signal groups included; None: off) offers a learned re-ranker of the candidates in each
+    protocol of ``ranker_protocols``. It is chosen on validation, never on test: a ranker
     trained on the earlier windows and a blend whose weights are searched on the same
     earlier windows both rank the validation window's candidates, and the ranker is used
     only if it scores higher (``selection`` in the result). The kept ranker is then
@@ -61,6 +62,13 @@ def run_hybrid(valid: Stage, tables_dir, names=HYBRID_COMPONENTS, rules=None, ru
     pools = {st.name: CandidatePool.for_protocols(  # both protocols at once: shared fits are scored once
         {p: fit_components(tuning, st.fit, p, names, caches[st.name]) for p in PROTOCOLS}, st.fit, st.relevance,
         pool_size=pool_size) for st in (valid, *earlier)}
+    histories: dict = {}
+
+    def history(st: Stage):  # a stage's ranker features, shared by the protocols
+        if st.name not in histories:
+            histories[st.name] = Ranker(**ranker).history(st.fit)
+        return histories[st.name]
+
     for protocol in PROTOCOLS:
         pool = pools[valid.name][protocol]
         early = [pools[st.name][protocol] for st in earlier]
@@ -69,15 +77,14 @@ def run_hybrid(valid: Stage, tables_dir, names=HYBRID_COMPONENTS, rules=None, ru
         log_table.insert(0, "protocol", protocol)
         trials.append(log_table)
         base = None
-        if ranker is not None and protocol == "all":
-            histories = [PairHistory.from_fit(st.fit) for st in earlier]
-            train = [pool_examples(p, h) for p, h in zip(early, histories)]
+        if ranker is not None and protocol in ranker_protocols:
+            train = [pool_examples(p, history(st)) for p, st in zip(early, earlier)]
             labels = np.concatenate([ex.y[ex.valid] for ex in train])
             if labels.all() or not labels.any():
                 raise ValueError("the earlier windows' candidates are all bought or none is: "
                                  "too little data to train the ranker (turn it off)")
             held_out = Ranker(**ranker).fit(train)
-            valid_examples = pool_examples(pool, PairHistory.from_fit(valid.fit))
+            valid_examples = pool_examples(pool, history(valid))
             held_scores = valid_examples.predict_slots(held_out).reshape(pool.cands.shape)
             early_weights, _ = search_weights(CandidatePool.concat(early) if len(early) > 1 else early[0], **search)
             blend_value = pool.evaluate(pool.weight_matrix(early_weights, light_max_baskets))

@@ -191,3 +191,23 @@ def test_ranker_training_does_not_depend_on_pool_compaction(tiny_stage, monkeypa
     assert a.n_train_ == b.n_train_  # the same negatives were drawn
     x = pool_examples(pool, history).x
     np.testing.assert_array_equal(a.predict(x), b.predict(x))
+
+
+def test_signal_groups_add_their_columns_after_the_timing_features():
+    from helpers.features.signals import SIGNAL_GROUPS
+
+    fd = _history_fit()
+    rows = fd.customer_rows(np.array([1, 2, 3, 99]))
+    cands = np.tile(fd.item_columns(np.array([10, 11])), (4, 1))
+    plain = PairHistory.from_fit(fd).features(rows, cands)
+    h = Ranker(signal_groups=("promotions", "cycles")).history(fd)  # settings kept by the ranker
+    x = h.features(rows, cands)
+    names = [*FEATURES, *SIGNAL_GROUPS["cycles"], *SIGNAL_GROUPS["promotions"]]  # groups in their fixed order
+    assert x.shape == (8, len(names))
+    np.testing.assert_array_equal(x[:, :len(FEATURES)], plain)
+    f = {n: x[:, j].reshape(4, 2) for j, n in enumerate(names)}
+    assert f["n_occasions"][0].tolist() == [3, 1] and f["cycle_ratio"][0, 0] == pytest.approx(1.0)
+    assert f["n_occasions"][3].tolist() == [0, 0]  # an unknown customer has no history
+    assert (f["promoted"] == 0).all()  # no promotion table: not promoted
+    with pytest.raises(ValueError, match="unknown signal groups"):
+        Ranker(signal_groups=("astrology",)).history(fd)
