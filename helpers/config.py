@@ -24,6 +24,8 @@ TABLES_DIR = REPORTS_DIR / "tables"
 FIGURES_DIR = REPORTS_DIR / "figures"
 BENCH_DIR = REPORTS_DIR / "benchmarks"
 BUILD_DIR = PROJECT_ROOT / "_build"
+#: every hybrid configuration ever scored on a test window (committed; each run adds its own row)
+TEST_LEDGER = PROJECT_ROOT / "book" / "test_ledger.csv"
 
 DATASETS = ("completejourney", "synthetic", "files")
 DEFAULT_DATASET = "completejourney"

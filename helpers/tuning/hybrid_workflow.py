@@ -9,11 +9,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from helpers import config
+from helpers.atomic import atomic_path
 from helpers.models.base import FitData, Recommender
 from helpers.models.hybrid import Hybrid
 from helpers.models.ranker import Ranker, pool_examples
 from helpers.models.registry import HYBRID_COMPONENTS, PROTOCOLS
 from helpers.models.rules import Rules
+from helpers.tuning import ledger as test_ledger
 from helpers.tuning.files import load_ranker, load_tuning, save_ranker, save_tuning, tuning_path
 from helpers.tuning.fits import fit_components
 from helpers.tuning.scoring import evaluate_models
@@ -143,13 +146,20 @@ def tuned_hybrids(tables_dir, fit_data: FitData) -> dict[tuple[str, str], Recomm
     return out
 
 
-def evaluate_hybrid(test: Stage, tables_dir, n_boot: int = 1000, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+def evaluate_hybrid(test: Stage, tables_dir, n_boot: int = 1000, seed: int = 0, dataset: str = "unknown",
+                    fingerprint: str | None = None, ledger=config.TEST_LEDGER) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Score the tuned hybrids (:func:`tuned_hybrids`, refitted on the test stage's fit window)
     on the test window once; writes and returns ``metrics_hybrid.csv`` and
-    ``predictions_hybrid.parquet`` (the same tables as every model chapter writes)."""
+    ``predictions_hybrid.parquet`` (the same tables as every model chapter writes), and
+    ``test_ledger.csv``: every configuration scored on test so far plus this one
+    (:mod:`helpers.tuning.ledger`; ``ledger`` is the committed history)."""
     tables_dir = Path(tables_dir)
     metrics, predictions, _ = evaluate_models(tuned_hybrids(tables_dir, test.fit), test, test.fit.segments,
                                               n_boot=n_boot, seed=seed)
     metrics.to_csv(tables_dir / "metrics_hybrid.csv", index=False)
     predictions.to_parquet(tables_dir / "predictions_hybrid.parquet", index=False)
+    overall = metrics.loc[metrics["segment_type"] == "overall"]
+    entries = test_ledger.with_run(test_ledger.read(ledger), dataset, load_tuning(tables_dir), fingerprint, overall)
+    with atomic_path(tables_dir / "test_ledger.csv") as tmp:
+        entries.to_csv(tmp, index=False)
     return metrics, predictions
