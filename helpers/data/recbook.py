@@ -44,10 +44,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tomllib
 import zoneinfo
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import tomllib
 
 from helpers.data.ids import ID_KINDS
 from helpers.data.readers import find_file, read_header
