@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers.data.schema import TABLES, data_dictionary
 from helpers.data.calendar import build_dim_date
+from helpers.data.schema import TABLES, data_dictionary
 from helpers.data.star import STAR_TABLES, build_star_schema, key_checks, load_tables, write_tables
 from helpers.data.validate import DataValidationError, validate_star_schema
 

@@ -11,7 +11,6 @@ import pytest
 
 from helpers import config
 from helpers.pipeline.run import notebook_parameters, numbered_notebooks, parse_params
-
 from tests.conftest import TINY
 
 

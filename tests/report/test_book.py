@@ -23,7 +23,6 @@ import pytest
 from helpers import config
 from helpers.pipeline.book import build, prepare_root
 from helpers.report.glue import read_glue
-
 from tests.conftest import TINY, in_ci
 
 pytestmark = pytest.mark.slow
