@@ -136,15 +136,18 @@ class _Checker:
         """``validate_table``, going on without a column whose values break a rule (to report the others)."""
         df = df.copy(deep=False)
         optional = not TABLES[name].required_in_files
+        usable = True
         for _ in range(len(df.columns) + 1):
             try:
-                return validate_table(df, name, allow_empty=optional)
+                out = validate_table(df, name, allow_empty=optional)
+                return out if usable else None
             except DataValidationError as exc:
                 self.error(exc)
                 if exc.rule in ("dtype", "not-null") and exc.column in df.columns:
-                    df = df.drop(columns=[exc.column])
-                    if exc.column in TABLES[name].required_columns:
-                        return None  # the rest of the table is checked; its rows are not usable
+                    # the other columns are checked on; without a required column the rows are not usable
+                    usable &= exc.column not in TABLES[name].required_columns
+                    df = df.drop(columns=[exc.column]).assign(
+                        **({exc.column: 0.0} if exc.column in TABLES[name].required_columns else {}))
                     continue
                 return None
         return None
