@@ -247,3 +247,8 @@ def data_dictionary() -> pd.DataFrame:
                 }
             )
     return pd.DataFrame(rows)
+
+
+def sanity_rules() -> pd.DataFrame:
+    """The business and size rules with their level (error: the build stops; warning: the check reports)."""
+    return pd.DataFrame(SANITY_RULES, columns=["table", "column", "rule", "level", "meaning"])
