@@ -27,7 +27,6 @@ Levels (the data dictionary's ``SANITY_RULES`` lists the business rules):
 from __future__ import annotations
 
 import argparse
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,8 +37,16 @@ from helpers.data.readers import find_file, read_table
 from helpers.data.recbook import CONFIG_NAME, FolderConfig, load_config
 from helpers.data.schema import EXTREME_QUANTITY, MIN_CUSTOMERS_ERROR, MIN_CUSTOMERS_WARNING, TABLES
 from helpers.data.sources.files import unify_ids
-from helpers.data.validate import (MAX_ROWS_SHOWN, DataValidationError, check_foreign_keys, check_products,
-                                   check_promotions, check_transactions, complete_transactions, validate_table)
+from helpers.data.validate import (
+    MAX_ROWS_SHOWN,
+    DataValidationError,
+    check_foreign_keys,
+    check_products,
+    check_promotions,
+    check_transactions,
+    complete_transactions,
+    validate_table,
+)
 
 TEST_DAYS = VALID_DAYS = 28  # the notebooks' default windows (test_days, valid_days)
 MIN_TRAIN_DAYS = 28

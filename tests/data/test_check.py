@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import time
+
 import pandas as pd
 import pytest
 
 from helpers.data import check
 from helpers.data.sample import string_flavour, write_sample
+from helpers.data.sources import synthetic
 from tests.data.test_files_reading import CUST, FACT, PROD, folder
 
 
@@ -144,9 +147,7 @@ def test_wrong_delimiter_is_named(tmp_path):
 
 
 def test_check_is_fast_on_200k_lines(tmp_path):
-    import time
-
-    raw = __import__("helpers.data.sources.synthetic", fromlist=["generate"]).generate(
+    raw = synthetic.generate(
         n_customers=5000, n_products=1000, n_days=200, seed=3)
     files = string_flavour(raw)
     d = tmp_path / "big"

@@ -6,6 +6,7 @@ import gzip
 
 import pandas as pd
 import pytest
+import tomllib
 
 from helpers.data import recbook
 from helpers.data.sources import files
@@ -164,4 +165,4 @@ def test_template_names_files_and_unmapped_columns(tmp_path):
     text = recbook.template(folder(tmp_path, prod=prod))
     assert 'fact_transactions = "fact_transactions"' in text
     assert '# your_column = "product_id"   # REQUIRED' in text and "# sku" in text
-    assert recbook.parse(__import__("tomllib").loads(text)).end_date == "exclusive"  # the template is valid TOML
+    assert recbook.parse(tomllib.loads(text)).end_date == "exclusive"  # the template is valid TOML

@@ -8,6 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from helpers.data.ids import IdMap, encode_ids, leading_zero_twins
+from helpers.data.sources import synthetic
 from helpers.data.star import fingerprint
 from helpers.data.validate import validate_star_schema
 from helpers.tuning import workflow
@@ -70,8 +71,6 @@ def _relabel(raw: dict, labels: dict[str, dict]) -> dict:
 @given(prefix=st.text(st.characters(codec="ascii", categories=["L", "N", "P"]), max_size=3),
        shuffle=st.booleans(), seed=st.integers(0, 2**16))
 def test_relabelling_ids_never_changes_metrics(tmp_path_factory, prefix, shuffle, seed):
-    from helpers.data.sources import synthetic
-
     raw = synthetic.generate(**SMALL)
     base = _metrics(raw, tmp_path_factory.mktemp("ints"))  # (metrics, lists)
     rng = np.random.default_rng(seed)
