@@ -35,12 +35,14 @@ import pandas as pd
 from helpers.data.ids import ID_COLUMNS, is_integer_column, leading_zero_twins
 from helpers.data.readers import find_file, read_table
 from helpers.data.recbook import CONFIG_NAME, FolderConfig, load_config
-from helpers.data.schema import EXTREME_QUANTITY, MIN_CUSTOMERS_ERROR, MIN_CUSTOMERS_WARNING, TABLES
+from helpers.data.schema import EXTREME_QUANTITY, MIN_CUSTOMERS_WARNING, TABLES
 from helpers.data.sources.files import unify_ids
+from helpers.data.star import load_source
 from helpers.data.validate import (
     MAX_ROWS_SHOWN,
     DataValidationError,
     check_foreign_keys,
+    check_minimum_size,
     check_products,
     check_promotions,
     check_transactions,
@@ -175,8 +177,25 @@ def check_folder(data_dir, test_days: int = TEST_DAYS, valid_days: int = VALID_D
         ck.error(exc)
         return DataReport(folder, sizes, ck.items)
     raw, extras, rows = _read(ck, folder, cfg)
-    sizes = pd.DataFrame(rows, columns=sizes.columns)
     unify_ids(raw)
+    return _check_tables(ck, folder, raw, extras, cfg, pd.DataFrame(rows, columns=sizes.columns))
+
+
+def check_source(dataset: str, data_dir=None, test_days: int = TEST_DAYS, valid_days: int = VALID_DAYS,
+                 **params) -> DataReport:
+    """The report of any source: a ``files`` folder (:func:`check_folder`), or the tables of the
+    ``completejourney`` / ``synthetic`` sources (``params``: the generator's knobs)."""
+    if dataset == "files":
+        return check_folder(data_dir, test_days, valid_days)
+    raw = {n: t for n, t in load_source(dataset, data_dir, **params).items() if not n.startswith("_")}
+    sizes = pd.DataFrame([{"table": n, "file": f"({dataset})", "rows": len(t), "columns": t.shape[1],
+                           "extra columns": ""} for n, t in raw.items()])
+    ck = _Checker(Path(dataset), test_days, valid_days, MIN_TRAIN_DAYS)
+    return _check_tables(ck, Path(dataset), raw, {}, FolderConfig(), sizes)
+
+
+def _check_tables(ck: _Checker, folder: Path, raw: dict, extras: dict, cfg: FolderConfig,
+                  sizes: pd.DataFrame) -> DataReport:
     valid = {n: v for n, df in raw.items() if (v := ck.validate(df, n)) is not None}
     report = DataReport(folder, sizes, ck.items)
     report.id_types = {k: _id_type(raw, cols) for k, cols in ID_COLUMNS.items() if _id_type(raw, cols)}
@@ -269,10 +288,7 @@ def _relations(ck: _Checker, valid: dict):
         ck.add("warning", "dim_customer", "customer_id", "no-purchase", f"{int(idle.sum())} of {len(cust)} customers "
                "without purchases (they get their segment's popular list)", None,
                valid["dim_customer"].loc[idle.to_numpy()])
-    if n_buyers < MIN_CUSTOMERS_ERROR:
-        ck.add("error", "fact_transactions", "customer_id", "minimum-size", f"{n_buyers} customer(s) with purchases: "
-               f"an evaluation needs at least {MIN_CUSTOMERS_ERROR}", "export every customer's transactions")
-    elif n_buyers < MIN_CUSTOMERS_WARNING:
+    if ck.attempt(check_minimum_size, fact) and n_buyers < MIN_CUSTOMERS_WARNING:
         ck.add("warning", "fact_transactions", "customer_id", "minimum-size", f"{n_buyers} customers with purchases: "
                f"below {MIN_CUSTOMERS_WARNING} the metrics' intervals are too wide to compare models")
     first, last = fact["timestamp"].min().normalize(), fact["timestamp"].max().normalize()

@@ -18,6 +18,8 @@ table, the column, the rule and up to five offending rows. The rules:
 * ``period``: promotion periods satisfy ``start_date < end_date`` (the files
   source turns an inclusive ``end_date`` into this convention first).
 * ``non-negative`` on ``dim_product.unit_price``: no list price below zero.
+* ``minimum-size``: at least two customers with purchases (the data check warns
+  below a hundred, and when the date range is short for the evaluation windows).
 * Identifiers (type ``id``) are kept as the source has them: integers stay
   int64 (nullable ``Int64`` where the column is nullable), text stays text.
 
@@ -33,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from helpers.data.calendar import build_dim_date
-from helpers.data.schema import TABLES, Table
+from helpers.data.schema import MIN_CUSTOMERS_ERROR, TABLES, Table
 
 MAX_ROWS_SHOWN = 5
 
@@ -220,6 +222,15 @@ def check_foreign_keys(fact: pd.DataFrame, dims: dict[str, pd.DataFrame], column
                   fix=f"add the missing {col} rows to {table} (attributes may be empty)")
 
 
+def check_minimum_size(fact: pd.DataFrame) -> None:
+    """At least ``MIN_CUSTOMERS_ERROR`` customers with a purchase: below it there is nothing to evaluate."""
+    buyers = pd.unique(fact.loc[fact["quantity"].to_numpy() > 0, "customer_id"])
+    if len(buyers) < MIN_CUSTOMERS_ERROR:
+        _fail("fact_transactions", "customer_id", "minimum-size",
+              f"{len(buyers)} customer(s) with purchases; an evaluation needs at least {MIN_CUSTOMERS_ERROR}",
+              fix="export the transactions of every customer")
+
+
 def check_promotions(promo: pd.DataFrame) -> None:
     bad = promo["start_date"].to_numpy() >= promo["end_date"].to_numpy()
     if bad.any():
@@ -251,6 +262,7 @@ def validate_star_schema(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFr
     fact = complete_transactions(out["fact_transactions"])
     check_transactions(fact)
     check_foreign_keys(fact, out)
+    check_minimum_size(fact)
     # select and order the contract's columns without copying the (possibly huge) fact table
     out["fact_transactions"] = pd.DataFrame({c: fact[c] for c in TABLES["fact_transactions"].column_names},
                                             copy=False)

@@ -161,3 +161,11 @@ def test_check_is_fast_on_200k_lines(tmp_path):
     assert rep.ok, rep.text()
     assert rep.sizes.set_index("table").loc["fact_transactions", "rows"] > 150_000
     assert time.perf_counter() - t < 30  # a few seconds idle; the bound leaves room for a shared machine
+
+
+def test_check_source_reports_a_generated_source():
+    rep = check.check_source("synthetic", n_customers=150, n_products=80, n_days=120, seed=2)
+    assert rep.ok, rep.text()
+    assert rep.id_types["customer_id"] == "integer"
+    assert set(rep.sizes["table"]) >= {"fact_transactions", "dim_customer", "dim_product"}
+    assert rep.date_range[1] > rep.date_range[0]
