@@ -10,7 +10,7 @@ import tomllib
 
 from helpers.data import recbook
 from helpers.data.sources import files
-from helpers.data.star import build_star_schema, load_ids, load_meta, load_tables
+from helpers.data.star import build_star_schema, decode_ids, load_ids, load_meta, load_tables
 from helpers.data.validate import DataValidationError
 
 FACT = ("basket_id,customer_id,product_id,store_id,timestamp,quantity,sales_value\n"
@@ -166,3 +166,33 @@ def test_template_names_files_and_unmapped_columns(tmp_path):
     assert 'fact_transactions = "fact_transactions"' in text
     assert '# your_column = "product_id"   # REQUIRED' in text and "# sku" in text
     assert recbook.parse(tomllib.loads(text)).end_date == "exclusive"  # the template is valid TOML
+
+
+def test_encoding_delimiter_and_date_format_keys(tmp_path):
+    cust = "customer_id\tage_band\nC01\tJosé\nC02\t\n"
+    d = folder(tmp_path, cust=None,
+               fact=FACT.replace("2024-01-02 10:00:00", "2024-01-02").replace("2024-01-03 11:30:00", "2024-01-03"),
+               toml='[csv]\ndelimiter = "tab"\nencoding = "cp1252"\n[dates]\ntimestamp_format = "%Y-%m-%d"\n')
+    (d / "dim_customer.csv").write_bytes(cust.encode("cp1252"))
+    for name in ("fact_transactions.csv", "dim_product.csv"):
+        text = (d / name).read_text().replace(",", "\t").replace('"Red car\t small"', "Red car small").replace(
+            '"Blue boat\t large"', "Blue boat large")
+        (d / name).write_bytes(text.encode("cp1252"))
+    t = load(d)
+    assert t["dim_customer"]["age_band"].iloc[0] == "José"
+    assert t["fact_transactions"]["timestamp"].iloc[2] == pd.Timestamp("2024-01-03")
+    promo = "product_id,start_date,end_date,promo_type\n007,02/01/2024,03/01/2024,display\n"
+    (tmp_path / "b").mkdir()
+    d2 = folder(tmp_path / "b", toml='[dates]\nformat = "%d/%m/%Y"\n', **{"dim_promotion.csv": promo})
+    assert load(d2)["dim_promotion"]["start_date"].iloc[0] == pd.Timestamp("2024-01-02")
+
+
+def test_a_later_integer_build_removes_the_lookups_and_decode_ids(tmp_path):
+    out = tmp_path / "star"
+    build_star_schema("files", folder(tmp_path, prod=PROD + '700,Toys,"x"\n'), out)
+    star = load_tables(out)
+    shown = decode_ids(star["fact_transactions"].head(2), load_ids(out))
+    assert shown["customer_id"].tolist() == ["C01", "C01"] and shown["product_id"].tolist() == ["007", "070"]
+    assert (out / "id_product_id.parquet").exists()
+    build_star_schema("synthetic", output_dir=out, n_customers=30, n_products=20, n_days=90, seed=1)
+    assert not list(out.glob("id_*.parquet")) and all(m.is_identity for m in load_ids(out).values())
