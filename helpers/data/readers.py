@@ -153,19 +153,15 @@ def identifiers(df: pd.DataFrame, table: str, cfg: FolderConfig, from_csv: bool)
         if kind is None:
             continue
         mode, s = cfg.id_mode(kind), df[col]
-        if mode == "text":
-            df[col] = as_text(s)
-        elif mode == "integer" or (from_csv and canonical_integers(s)):
-            df[col] = _as_integers(s, table, col)
-        elif not from_csv and not pd.api.types.is_numeric_dtype(s.dtype):
-            df[col] = as_text(s)
-        elif from_csv:
-            df[col] = as_text(s)
+        if mode == "auto":
+            numeric = canonical_integers(s) if from_csv else pd.api.types.is_numeric_dtype(s.dtype)
+            mode = "integer" if numeric else "text"
+        df[col] = _as_integers(s, table, col) if mode == "integer" else as_text(s)
     return df
 
 
 def _as_integers(s: pd.Series, table: str, col: str) -> pd.Series:
-    if pd.api.types.is_integer_dtype(s.dtype):
+    if pd.api.types.is_numeric_dtype(s.dtype):  # a typed column (Parquet): the validator checks whole numbers
         return s
     txt = s.astype("string").str.strip()
     num = pd.to_numeric(txt, errors="coerce")

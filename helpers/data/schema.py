@@ -183,7 +183,7 @@ DIM_PROMOTION = Table(
         C("store_id", "id", "Store, or null for chain-wide promotions.", required=False, nullable=True),
         C("start_date", "date", "First day of the promotion."),
         C("end_date", "date", "Day after the last day of the promotion (exclusive)."),
-        C("promo_type", "string", "display, mailer, campaign or discount."),
+        C("promo_type", "string", "display, mailer, campaign or discount (a source's other types are kept)."),
         C("detail", "string", "Location code, campaign type or other detail.", required=False, nullable=True),
         C("campaign_id", "id", "Campaign, for campaign coupons.", required=False, nullable=True),
     ),

@@ -196,3 +196,11 @@ def test_a_later_integer_build_removes_the_lookups_and_decode_ids(tmp_path):
     assert (out / "id_product_id.parquet").exists()
     build_star_schema("synthetic", output_dir=out, n_customers=30, n_products=20, n_days=90, seed=1)
     assert not list(out.glob("id_*.parquet")) and all(m.is_identity for m in load_ids(out).values())
+
+
+def test_parquet_float_ids_with_nulls_are_integers(tmp_path):
+    d = folder(tmp_path, prod=None)
+    pd.DataFrame({"product_id": ["007", "070"], "department": ["T", "T"],
+                  "manufacturer_id": [5.0, None]}).to_parquet(d / "dim_product.parquet")
+    build_star_schema("files", d, tmp_path / "star")
+    assert load_tables(tmp_path / "star")["dim_product"]["manufacturer_id"].tolist() == [5, pd.NA]
