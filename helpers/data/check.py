@@ -182,12 +182,14 @@ def check_folder(data_dir, test_days: int = TEST_DAYS, valid_days: int = VALID_D
 
 
 def check_source(dataset: str, data_dir=None, test_days: int = TEST_DAYS, valid_days: int = VALID_DAYS,
-                 **params) -> DataReport:
+                 tables: dict | None = None, **params) -> DataReport:
     """The report of any source: a ``files`` folder (:func:`check_folder`), or the tables of the
-    ``completejourney`` / ``synthetic`` sources (``params``: the generator's knobs)."""
-    if dataset == "files":
+    ``completejourney`` / ``synthetic`` sources (``params``: the generator's knobs), or ``tables``
+    already loaded (e.g. the star schema notebook 00 has just built: no second read of the source)."""
+    if dataset == "files" and tables is None:
         return check_folder(data_dir, test_days, valid_days)
-    raw = {n: t for n, t in load_source(dataset, data_dir, **params).items() if not n.startswith("_")}
+    raw = tables if tables is not None else load_source(dataset, data_dir, **params)
+    raw = {n: t for n, t in raw.items() if not n.startswith("_") and n in TABLES}
     sizes = pd.DataFrame([{"table": n, "file": f"({dataset})", "rows": len(t), "columns": t.shape[1],
                            "extra columns": ""} for n, t in raw.items()])
     ck = _Checker(Path(dataset), test_days, valid_days, MIN_TRAIN_DAYS)
@@ -279,8 +281,8 @@ def _relations(ck: _Checker, valid: dict):
     buyers = fact.loc[q > 0, "customer_id"]
     n_buyers = int(buyers.nunique())
     cust, prod = valid["dim_customer"]["customer_id"], valid["dim_product"]["product_id"]
-    unsold = ~prod.astype(str).isin(fact.loc[q > 0, "product_id"].astype(str))
-    idle = ~cust.astype(str).isin(buyers.astype(str))
+    unsold = ~_isin(prod, fact.loc[q > 0, "product_id"])
+    idle = ~_isin(cust, buyers)
     if unsold.any():
         ck.add("warning", "dim_product", "product_id", "never-sold", f"{int(unsold.sum())} of {len(prod)} products "
                "never sold (recommended by their text only)", None, valid["dim_product"].loc[unsold.to_numpy()])
@@ -304,6 +306,12 @@ def _relations(ck: _Checker, valid: dict):
                f"{days - test - valid_days} training days before the validation and test windows",
                f"the minimum for a meaningful evaluation is {test + valid_days + train} days")
     return first, last
+
+
+def _isin(values: pd.Series, known: pd.Series) -> pd.Series:
+    if is_integer_column(values) and is_integer_column(known):
+        return values.isin(pd.unique(known))
+    return values.astype(str).isin(pd.unique(known.astype(str)))
 
 
 def main(argv=None) -> int:

@@ -169,3 +169,9 @@ def test_check_source_reports_a_generated_source():
     assert rep.id_types["customer_id"] == "integer"
     assert set(rep.sizes["table"]) >= {"fact_transactions", "dim_customer", "dim_product"}
     assert rep.date_range[1] > rep.date_range[0]
+
+
+def test_check_source_on_built_tables_reads_nothing(tiny_tables):
+    rep = check.check_source("synthetic", tables=tiny_tables)
+    assert rep.ok and rep.sizes.set_index("table").loc["fact_transactions", "rows"] == len(
+        tiny_tables["fact_transactions"])
