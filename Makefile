@@ -6,9 +6,11 @@ STAMP  := $(VENV)/.installed
 DATASET ?= completejourney
 JOBS ?= 2
 ARGS ?=
+DATA ?=
+DATA_ARG := $(if $(DATA),--data-dir $(DATA),)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv book pipeline build-book test lab serve bench clean
+.PHONY: help venv book pipeline build-book test lab serve bench clean check sample
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-12s %s\n", $$1, $$2}'
@@ -22,8 +24,8 @@ $(STAMP): requirements.txt pyproject.toml
 
 venv: $(STAMP)  ## Create .venv and install requirements.txt and the helpers package
 
-pipeline: $(STAMP)  ## Run every notebook with papermill (DATASET=..., JOBS=2 at once, ARGS='--param k=v')
-	$(PY) -m helpers.pipeline run --dataset $(DATASET) --jobs $(JOBS) $(ARGS)
+pipeline: $(STAMP)  ## Run every notebook with papermill (DATASET=..., DATA=folder for files, JOBS=2, ARGS='--param k=v')
+	$(PY) -m helpers.pipeline run --dataset $(DATASET) $(DATA_ARG) --jobs $(JOBS) $(ARGS)
 
 build-book: $(STAMP)  ## Build the Jupyter Book from the executed notebooks (no execution)
 	$(PY) -m helpers.pipeline.book
@@ -41,6 +43,13 @@ serve: $(STAMP)  ## Start the recommendation API on 127.0.0.1:8000
 
 bench: $(STAMP)  ## Run the benchmarks (reports/benchmarks/bench.json, book page Performance)
 	$(PY) -m helpers.bench $(ARGS)
+
+check: $(STAMP)  ## Check a folder of your own files without running models (DATA=folder)
+	@test -n "$(DATA)" || { echo "usage: make check DATA=path/to/folder"; exit 2; }
+	$(PY) -m helpers.data.check --data-dir $(DATA)
+
+sample: $(STAMP)  ## Generate data/sample/, a small folder of retailer files with text ids and a recbook.toml
+	$(PY) -m helpers.data.sample data/sample
 
 clean:  ## Remove generated outputs (keeps .venv)
 	rm -rf _build reports/executed reports/tables reports/figures reports/failed reports/.staging

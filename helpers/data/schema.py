@@ -36,8 +36,15 @@ Six tables, written as Parquet to ``data/processed/`` (or a run's output folder)
     Customer-level marketing events: ``campaign_received`` (dated at the
     campaign start) and ``coupon_redeemed`` (dated at redemption).
 
-Identifiers (``customer_id``, ``product_id``, ``basket_id``, ``store_id``,
-``campaign_id``) are 64-bit integers.
+Identifiers (type ``id``: ``customer_id``, ``product_id``, ``basket_id``,
+``store_id``, ``campaign_id``, ``coupon_id``, ``manufacturer_id``) are the
+source's own, integers or text (leading zeros kept). The written star schema
+holds integer codes (the ids themselves for integer ids) and the lookup of text
+ids beside it (:mod:`helpers.data.ids`).
+
+Business rules (:mod:`helpers.data.validate`, :data:`SANITY_RULES`): errors
+stop the build, warnings are reported by the data check
+(``python -m helpers.data.check``) and do not block.
 """
 
 from __future__ import annotations
@@ -50,7 +57,7 @@ import pandas as pd
 @dataclass(frozen=True)
 class Column:
     name: str
-    dtype: str  # one of: int, float, bool, datetime, date, string
+    dtype: str  # one of: id, int, float, bool, datetime, date, string
     description: str
     required: bool = True  # must be present in a source table
     nullable: bool = False  # may hold nulls
@@ -86,10 +93,10 @@ FACT_TRANSACTIONS = Table(
     "fact_transactions",
     "One row per purchase line (a product in a basket).",
     (
-        C("basket_id", "int", "Basket (receipt) identifier."),
-        C("customer_id", "int", "Customer (household) identifier; must exist in dim_customer."),
-        C("product_id", "int", "Product identifier; must exist in dim_product."),
-        C("store_id", "int", "Store identifier.", required=False, nullable=True),
+        C("basket_id", "id", "Basket (receipt) identifier."),
+        C("customer_id", "id", "Customer (household) identifier; must exist in dim_customer."),
+        C("product_id", "id", "Product identifier; must exist in dim_product."),
+        C("store_id", "id", "Store identifier.", required=False, nullable=True),
         C("timestamp", "datetime", "When the basket was rung up (naive local time)."),
         C("date", "date", "Calendar day of the timestamp (derived when absent).", required=False),
         C("quantity", "float", "Units bought; negative for returns, 0 for adjustments."),
@@ -110,7 +117,7 @@ DIM_CUSTOMER = Table(
     "dim_customer",
     "One row per customer; demographics are null where unknown.",
     (
-        C("customer_id", "int", "Customer (household) identifier."),
+        C("customer_id", "id", "Customer (household) identifier."),
         C("age_band", "string", "Age band of the head of household, e.g. '25-34'.",
           required=False, nullable=True),
         C("gender", "string", "Gender ('F', 'M'); null where the source has none.",
@@ -131,13 +138,13 @@ DIM_PRODUCT = Table(
     "dim_product",
     "One row per product with its category hierarchy and text.",
     (
-        C("product_id", "int", "Product identifier."),
+        C("product_id", "id", "Product identifier."),
         C("department", "string", "Top level of the category hierarchy.", nullable=True),
         C("category", "string", "Second level of the hierarchy.", required=False, nullable=True),
         C("product_type", "string", "Third level of the hierarchy.", required=False, nullable=True),
         C("brand", "string", "Brand (or 'National' / 'Private' in Complete Journey).",
           required=False, nullable=True),
-        C("manufacturer_id", "int", "Manufacturer identifier.", required=False, nullable=True),
+        C("manufacturer_id", "id", "Manufacturer identifier.", required=False, nullable=True),
         C("description", "string", "Human-readable text used for TF-IDF content similarity.",
           required=False),
         C("package_size", "string", "Package size as printed, e.g. '14 OZ'.", required=False, nullable=True),
@@ -172,13 +179,13 @@ DIM_PROMOTION = Table(
     "dim_promotion",
     "Promotion events with a half-open period [start_date, end_date).",
     (
-        C("product_id", "int", "Promoted product."),
-        C("store_id", "int", "Store, or null for chain-wide promotions.", required=False, nullable=True),
+        C("product_id", "id", "Promoted product."),
+        C("store_id", "id", "Store, or null for chain-wide promotions.", required=False, nullable=True),
         C("start_date", "date", "First day of the promotion."),
         C("end_date", "date", "Day after the last day of the promotion (exclusive)."),
-        C("promo_type", "string", "display, mailer, campaign or discount."),
+        C("promo_type", "string", "display, mailer, campaign or discount (a source's other types are kept)."),
         C("detail", "string", "Location code, campaign type or other detail.", required=False, nullable=True),
-        C("campaign_id", "int", "Campaign, for campaign coupons.", required=False, nullable=True),
+        C("campaign_id", "id", "Campaign, for campaign coupons.", required=False, nullable=True),
     ),
     key=(),
     required_in_files=False,
@@ -188,11 +195,11 @@ CUSTOMER_EXPOSURE = Table(
     "customer_exposure",
     "Marketing events per customer: campaigns received and coupons redeemed.",
     (
-        C("customer_id", "int", "Customer identifier."),
+        C("customer_id", "id", "Customer identifier."),
         C("event", "string", "campaign_received or coupon_redeemed."),
-        C("campaign_id", "int", "Campaign identifier.", nullable=True),
+        C("campaign_id", "id", "Campaign identifier.", nullable=True),
         C("date", "date", "Campaign start (received) or redemption day (redeemed)."),
-        C("coupon_id", "int", "Coupon code for redemptions.", required=False, nullable=True),
+        C("coupon_id", "id", "Coupon code for redemptions.", required=False, nullable=True),
     ),
     key=(),
     required_in_files=False,
@@ -202,6 +209,23 @@ TABLES: dict[str, Table] = {
     t.name: t
     for t in (FACT_TRANSACTIONS, DIM_CUSTOMER, DIM_PRODUCT, DIM_DATE, DIM_PROMOTION, CUSTOMER_EXPOSURE)
 }
+
+# (table, column, rule, level, what it means): level "error" stops the build, "warning" is reported only
+SANITY_RULES = (
+    ("dim_product", "unit_price", "non-negative", "error", "a list price below zero"),
+    ("fact_transactions", "sales_value", "sign", "error",
+     "a negative sales value on a line with positive quantity (returns need quantity < 0)"),
+    ("fact_transactions", "sales_value", "return-value", "warning",
+     "a return (quantity < 0) with a positive sales value: refunds are expected to be <= 0"),
+    ("fact_transactions", "quantity", "extreme-quantity", "warning",
+     "a line quantity above 1,000 units (fuel or weighed goods may be legitimate)"),
+    ("dim_customer", "*", "mapped-but-empty", "warning", "a column present in the source but entirely null"),
+    ("*", "*_id", "leading-zero-twins", "warning", "text ids equal once leading zeros are dropped (100001, 0100001)"),
+    ("fact_transactions", "customer_id", "minimum-size", "error",
+     "fewer than 2 customers with purchases: nothing to evaluate (under 100: a warning, wide intervals)"),
+)
+EXTREME_QUANTITY = 1000
+MIN_CUSTOMERS_ERROR, MIN_CUSTOMERS_WARNING = 2, 100
 
 HOLIDAY_START = (11, 20)  # month, day: start of the holiday period (inclusive)
 
@@ -223,3 +247,8 @@ def data_dictionary() -> pd.DataFrame:
                 }
             )
     return pd.DataFrame(rows)
+
+
+def sanity_rules() -> pd.DataFrame:
+    """The business and size rules with their level (error: the build stops; warning: the check reports)."""
+    return pd.DataFrame(SANITY_RULES, columns=["table", "column", "rule", "level", "meaning"])

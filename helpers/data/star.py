@@ -6,6 +6,12 @@
 atomic: everything goes to a temporary sibling folder which replaces the
 output folder's tables only once all of them are written, so a failed run never
 destroys an earlier good build.
+
+Identifiers are encoded once here (:func:`helpers.data.ids.encode_ids`): the tables
+hold integer codes, ``id_<kind>.parquet`` beside them the original text ids, and
+``star_schema.json`` records each kind's type (``ids``). Columns of a ``files``
+source that the contract does not know are written aside as ``extra_<table>.parquet``
+(with the table's original key, or the line number for the fact table).
 """
 
 from __future__ import annotations
@@ -19,9 +25,11 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from helpers.config import DATASETS, processed_dir
+from helpers.data.ids import ID_KINDS, IdMap, encode_ids, id_types, load_id_maps, write_id_maps
 from helpers.data.schema import TABLES
 from helpers.data.sources import completejourney, files, synthetic
 from helpers.data.validate import validate_star_schema
@@ -42,14 +50,18 @@ def load_source(dataset: str, data_dir: str | os.PathLike | None = None, **param
     raise ValueError(f"unknown dataset {dataset!r}; choose one of {DATASETS}")
 
 
-def fingerprint(tables: dict[str, pd.DataFrame]) -> str:
-    """A short content hash of the star schema (row counts and hashed values)."""
+def fingerprint(tables: dict[str, pd.DataFrame], id_maps: dict[str, IdMap] | None = None) -> str:
+    """A short content hash of the star schema (row counts and hashed values) and of its
+    text-id lookups (none for integer ids: the hash of those builds is unchanged)."""
     h = hashlib.sha256()
     for name in STAR_TABLES:
         df = tables[name]
         h.update(f"{name}:{len(df)}:{','.join(df.columns)}".encode())
         if len(df):
             h.update(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes())
+    for kind, m in sorted((id_maps or {}).items()):
+        if not m.is_identity:
+            h.update(f"ids:{kind}:{m.digest()}".encode())
     return h.hexdigest()[:16]
 
 
@@ -74,11 +86,13 @@ def write_parquet(df: pd.DataFrame, path, row_group_size: int = 1_000_000) -> No
 
 
 def write_tables(tables: dict[str, pd.DataFrame], output_dir: str | os.PathLike | None = None,
-                 meta: dict | Callable[[], dict] | None = None) -> Path:
+                 meta: dict | Callable[[], dict] | None = None, id_maps: dict[str, IdMap] | None = None,
+                 extras: dict[str, pd.DataFrame] | None = None) -> Path:
     """Write the tables atomically: temp folder first, then rename into place.
 
     ``meta`` (``star_schema.json``) may be a function, called once the tables are written
-    (e.g. waiting for a fingerprint computed meanwhile)."""
+    (e.g. waiting for a fingerprint computed meanwhile). The id lookups and extra columns
+    of an earlier build that this one does not have are removed."""
     out = processed_dir(output_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.mkdir(parents=True, exist_ok=True)
@@ -86,8 +100,15 @@ def write_tables(tables: dict[str, pd.DataFrame], output_dir: str | os.PathLike 
     try:
         for name in STAR_TABLES:
             write_parquet(tables[name], tmp / f"{name}.parquet")
+        write_id_maps(id_maps or {}, tmp)
+        for name, df in (extras or {}).items():
+            write_parquet(df, tmp / f"extra_{name}.parquet")
         meta = meta() if callable(meta) else meta
         (tmp / "star_schema.json").write_text(json.dumps(meta or {}, indent=2, default=str))
+        written = {f.name for f in tmp.iterdir()}
+        for stale in [*out.glob("id_*.parquet"), *out.glob("extra_*.parquet")]:
+            if stale.name not in written:
+                stale.unlink()
         for f in sorted(tmp.iterdir()):
             os.replace(f, out / f.name)
     finally:
@@ -98,7 +119,7 @@ def write_tables(tables: dict[str, pd.DataFrame], output_dir: str | os.PathLike 
 def build_star_schema(dataset: str = "completejourney", data_dir=None, output_dir=None, **params) -> dict:
     """Load, validate and write a source; returns a summary (row counts, fingerprint)."""
     raw = load_source(dataset, data_dir, **params)
-    tables = validate_star_schema(raw)
+    tables, id_maps = encode_ids(validate_star_schema(raw))
     meta = {
         "dataset": dataset,
         "params": params,
@@ -106,18 +127,22 @@ def build_star_schema(dataset: str = "completejourney", data_dir=None, output_di
         "rows": {n: int(len(tables[n])) for n in STAR_TABLES},
         "fingerprint": None,
     }
+    if any(not m.is_identity for m in id_maps.values()):
+        meta["ids"] = id_types(id_maps)
+    if raw.get("_meta", {}).get("config"):
+        meta["config"] = raw["_meta"]["config"]
     if "removed_rows" in raw.get("_meta", {}):
         meta["removed_rows"] = raw["_meta"]["removed_rows"]
     meta["added_rows"] = raw.get("_meta", {}).get("added_rows", {})
 
     with ThreadPoolExecutor(1) as ex:  # the fingerprint is hashed while the tables are written
-        hashed = ex.submit(fingerprint, tables)
+        hashed = ex.submit(fingerprint, tables, id_maps)
 
         def finished() -> dict:
             meta["fingerprint"] = hashed.result()
             return meta
 
-        write_tables(tables, output_dir, finished)
+        write_tables(tables, output_dir, finished, id_maps, raw.get("_extras"))
     return meta
 
 
@@ -135,6 +160,23 @@ def load_tables(output_dir=None, names=STAR_TABLES, columns: dict | None = None)
 
 def load_meta(output_dir=None) -> dict:
     return json.loads((processed_dir(output_dir) / "star_schema.json").read_text())
+
+
+def load_ids(output_dir=None) -> dict[str, IdMap]:
+    """The id lookups of a star schema (:class:`IdMap` per kind; identity for integer ids)."""
+    return load_id_maps(processed_dir(output_dir))
+
+
+def decode_ids(df: pd.DataFrame, id_maps: dict[str, IdMap], columns: dict[str, str] | None = None) -> pd.DataFrame:
+    """A copy of ``df`` with its id columns (``columns``: column -> kind, default the id kinds present) in the
+    source's own identifiers, for display (tables and examples of the book)."""
+    columns = columns or {c: c for c in df.columns if c in ID_KINDS}
+    out = df.copy(deep=False)
+    for col, kind in columns.items():
+        m = id_maps.get(kind)
+        if m is not None and not m.is_identity and col in out:
+            out[col] = m.decode(out[col].fillna(-1).to_numpy(np.int64))
+    return out
 
 
 def row_counts(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:

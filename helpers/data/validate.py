@@ -15,7 +15,16 @@ table, the column, the rule and up to five offending rows. The rules:
 * ``finite``: quantity and sales_value are finite; ``non-negative``: discounts
   are >= 0; ``sign``: a line with positive quantity cannot have a negative
   sales value (returns have quantity < 0).
-* ``period``: promotion periods satisfy ``start_date < end_date``.
+* ``period``: promotion periods satisfy ``start_date < end_date`` (the files
+  source turns an inclusive ``end_date`` into this convention first).
+* ``non-negative`` on ``dim_product.unit_price``: no list price below zero.
+* ``minimum-size``: at least two customers with purchases (the data check warns
+  below a hundred, and when the date range is short for the evaluation windows).
+* Identifiers (type ``id``) are kept as the source has them: integers stay
+  int64 (nullable ``Int64`` where the column is nullable), text stays text.
+
+An error may carry ``fix``: what to change (often a line of ``recbook.toml``).
+The non-blocking rules (warnings) are in :mod:`helpers.data.check`.
 """
 
 from __future__ import annotations
@@ -26,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from helpers.data.calendar import build_dim_date
-from helpers.data.schema import TABLES, Table
+from helpers.data.schema import MIN_CUSTOMERS_ERROR, TABLES, Table
 
 MAX_ROWS_SHOWN = 5
 
@@ -34,19 +43,38 @@ MAX_ROWS_SHOWN = 5
 class DataValidationError(ValueError):
     """A table breaks a rule of the star-schema contract."""
 
-    def __init__(self, table: str, column: str | None, rule: str, detail: str, rows: pd.DataFrame | None = None):
-        self.table, self.column, self.rule, self.rows = table, column, rule, rows
+    def __init__(self, table: str, column: str | None, rule: str, detail: str, rows: pd.DataFrame | None = None,
+                 fix: str | None = None):
+        self.table, self.column, self.rule, self.rows, self.detail, self.fix = table, column, rule, rows, detail, fix
         where = f"table '{table}'" + (f", column '{column}'" if column else "")
         msg = f"Data validation failed in {where}: rule '{rule}' broken: {detail}."
+        if fix:
+            msg += f" Fix: {fix}."
         if rows is not None and len(rows):
             shown = rows.head(MAX_ROWS_SHOWN).to_string(max_colwidth=40)
             msg += f" First offending rows (of {len(rows)}):\n{shown}"
         super().__init__(msg)
 
 
-def _fail(table, column, rule, detail, df=None, mask=None):
+def _fail(table, column, rule, detail, df=None, mask=None, fix=None):
     rows = df.loc[mask] if df is not None and mask is not None else None
-    raise DataValidationError(table, column, rule, detail, rows)
+    raise DataValidationError(table, column, rule, detail, rows, fix)
+
+
+def _coerce_id(s: pd.Series, raw_null: pd.Series, nullable: bool, table: str, column: str, df) -> pd.Series:
+    """Integer ids as int64 (``Int64`` when nullable), text ids as text (object, None for nulls)."""
+    if s.dtype == np.int64 and not nullable:
+        return s
+    if pd.api.types.is_bool_dtype(s.dtype):
+        _fail(table, column, "dtype", "identifiers must be integers or text, not booleans")
+    if pd.api.types.is_numeric_dtype(s.dtype):
+        num = pd.to_numeric(s, errors="coerce")
+        bad = num.notna() & (num != np.round(num))
+        if bad.any():
+            _fail(table, column, "dtype", "numeric identifiers must be whole numbers", df, bad,
+                  fix=f"store {column} as text (e.g. a string column) if these are codes")
+        return num.astype("Int64") if raw_null.any() or nullable else num.astype("int64")
+    return s.astype(str).astype(object).where(~raw_null, None)
 
 
 def _coerce(df: pd.DataFrame, spec: Table) -> pd.DataFrame:
@@ -59,7 +87,9 @@ def _coerce(df: pd.DataFrame, spec: Table) -> pd.DataFrame:
         s = out[col.name]
         raw_null = s.isna()
         try:
-            if col.dtype == "int" and s.dtype == np.int64 and not col.nullable:
+            if col.dtype == "id":
+                conv = _coerce_id(s, raw_null, col.nullable, spec.name, col.name, df)
+            elif col.dtype == "int" and s.dtype == np.int64 and not col.nullable:
                 conv = s
             elif col.dtype == "float" and s.dtype == np.float64:
                 conv = s
@@ -73,7 +103,8 @@ def _coerce(df: pd.DataFrame, spec: Table) -> pd.DataFrame:
                 conv = pd.to_numeric(s, errors="coerce").astype("float64")
                 bad = conv.isna() & ~raw_null
                 if bad.any():
-                    _fail(spec.name, col.name, "dtype", "values are not numbers", df, bad)
+                    _fail(spec.name, col.name, "dtype", "values are not numbers", df, bad,
+                          fix='if the numbers use a decimal comma, add `decimal = ","` under [csv] in recbook.toml')
             elif col.dtype == "bool":
                 if s.dtype == bool:
                     conv = s
@@ -125,15 +156,17 @@ def validate_table(df: pd.DataFrame, name: str, *, allow_empty: bool = False) ->
     missing = [c for c in spec.required_columns if c not in df.columns]
     if missing:
         _fail(name, missing[0], "required-column",
-              f"required column(s) {missing} missing; present: {list(df.columns)}")
+              f"required column(s) {missing} missing; present: {list(df.columns)}",
+              fix=f'name the source column under [columns.{name}] in recbook.toml, e.g. `your_column = "{missing[0]}"`')
     if len(df) == 0 and not allow_empty:
-        _fail(name, None, "non-empty", "table has no rows")
+        _fail(name, None, "non-empty", "table has no rows", fix="export the table with its rows")
     out = _coerce(df, spec)
     if spec.key:
         dup = out.duplicated(list(spec.key), keep=False)
         if dup.any():
             n = int(out.duplicated(list(spec.key)).sum())
-            _fail(name, ",".join(spec.key), "unique-key", f"{n} duplicated key value(s)", df, dup)
+            _fail(name, ",".join(spec.key), "unique-key", f"{n} duplicated key value(s)", df, dup,
+                  fix=f"keep one row per {','.join(spec.key)} in the source")
     return out
 
 
@@ -172,21 +205,47 @@ def check_transactions(fact: pd.DataFrame) -> None:
               "negative sales value on a line with positive quantity (returns need quantity < 0)", fact, bad)
 
 
-def check_foreign_keys(fact: pd.DataFrame, dims: dict[str, pd.DataFrame]) -> None:
+def check_foreign_keys(fact: pd.DataFrame, dims: dict[str, pd.DataFrame], columns=None) -> None:
     for col, ref in TABLES["fact_transactions"].foreign_keys.items():
+        if columns is not None and col not in columns:
+            continue
         table, key = ref.split(".")
-        known = dims[table][key].to_numpy()
-        bad = ~np.isin(fact[col].to_numpy(), known)
+        known, vals = dims[table][key], fact[col]
+        if known.dtype == np.int64 and vals.dtype == np.int64:
+            bad = ~np.isin(vals.to_numpy(), known.to_numpy())
+        else:  # text ids (or a mix): compared as text
+            bad = ~vals.astype(str).isin(known.astype(str)).to_numpy()
         if bad.any():
-            n = int(np.unique(fact[col].to_numpy()[bad]).size)
+            n = int(pd.unique(vals[bad]).size)
             _fail("fact_transactions", col, "foreign-key",
-                  f"{int(bad.sum())} line(s) point at {n} {col} value(s) absent from {table}", fact, bad)
+                  f"{int(bad.sum())} line(s) point at {n} {col} value(s) absent from {table}", fact, bad,
+                  fix=f"add the missing {col} rows to {table} (attributes may be empty)")
+
+
+def check_minimum_size(fact: pd.DataFrame) -> None:
+    """At least ``MIN_CUSTOMERS_ERROR`` customers with a purchase: below it there is nothing to evaluate."""
+    buyers = pd.unique(fact.loc[fact["quantity"].to_numpy() > 0, "customer_id"])
+    if len(buyers) < MIN_CUSTOMERS_ERROR:
+        _fail("fact_transactions", "customer_id", "minimum-size",
+              f"{len(buyers)} customer(s) with purchases; an evaluation needs at least {MIN_CUSTOMERS_ERROR}",
+              fix="export the transactions of every customer")
 
 
 def check_promotions(promo: pd.DataFrame) -> None:
     bad = promo["start_date"].to_numpy() >= promo["end_date"].to_numpy()
     if bad.any():
-        _fail("dim_promotion", "end_date", "period", "end_date must be after start_date", promo, bad)
+        same = bool((promo["start_date"].to_numpy() == promo["end_date"].to_numpy())[bad].any())
+        fix = ('if end_date is the last day of the promotion, add `end_date = "inclusive"` under [promotions] '
+               'in recbook.toml' if same else "correct the periods: end_date is the day after the last day")
+        _fail("dim_promotion", "end_date", "period", "end_date must be after start_date", promo, bad, fix=fix)
+
+
+def check_products(prod: pd.DataFrame) -> None:
+    if "unit_price" in prod.columns:
+        bad = (prod["unit_price"] < 0).fillna(False).to_numpy(bool)
+        if bad.any():
+            _fail("dim_product", "unit_price", "non-negative", "list prices must be >= 0", prod, bad,
+                  fix="correct or blank the negative prices in the source")
 
 
 def validate_star_schema(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
@@ -203,6 +262,7 @@ def validate_star_schema(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFr
     fact = complete_transactions(out["fact_transactions"])
     check_transactions(fact)
     check_foreign_keys(fact, out)
+    check_minimum_size(fact)
     # select and order the contract's columns without copying the (possibly huge) fact table
     out["fact_transactions"] = pd.DataFrame({c: fact[c] for c in TABLES["fact_transactions"].column_names},
                                             copy=False)
@@ -220,6 +280,7 @@ def validate_star_schema(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFr
             prod[col] = True if col == "in_source_catalog" else None
     if prod["description"].isna().any():
         prod["description"] = prod["description"].fillna("")
+    check_products(prod)
     out["dim_product"] = prod[TABLES["dim_product"].column_names]
     for name in ("dim_promotion", "customer_exposure"):
         df = tables.get(name)
@@ -228,7 +289,7 @@ def validate_star_schema(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFr
         v = validate_table(df, name, allow_empty=True)
         for col in TABLES[name].column_names:
             if col not in v.columns:
-                v[col] = pd.array([pd.NA] * len(v), dtype="Int64") if TABLES[name].column(col).dtype == "int" else None
+                v[col] = pd.array([pd.NA] * len(v), dtype="Int64") if TABLES[name].column(col).dtype in ("int", "id") else None
         out[name] = v[TABLES[name].column_names]
     check_promotions(out["dim_promotion"])
     if tables.get("dim_date") is not None:
