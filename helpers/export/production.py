@@ -22,7 +22,7 @@ What is exported
 The production model
 --------------------
 Components are refitted on **all** transactions (``as_of`` = the day after the
-last transaction date) with the parameters of ``tuning.json``
+last transaction date) with the parameters of the tuning files (:mod:`helpers.tuning.files`)
 (:func:`helpers.tuning.workflow.fit_components`); weights, business rules and the light
 / heavy threshold come from its ``hybrid`` entry, never retyped. Components
 whose weight is zero for every customer are left out (they change nothing).
@@ -200,7 +200,7 @@ class _Memo(Recommender):
 class ProductionModel:
     fit: FitData
     tuning: dict  # production parameters (see production_tuning)
-    hybrid_config: dict  # tuning.json's "hybrid" entry
+    hybrid_config: dict  # the "hybrid" tuning entry
     hybrids: dict  # protocol -> Hybrid (memoized components)
     cold: dict  # protocol -> SegmentedPopularity / GlobalPopularity
     content: Recommender
@@ -237,7 +237,7 @@ def fit_production(tables: dict, tuning: dict, fingerprint: str | None = None, s
     log = log or (lambda *_: None)
     t0 = time.perf_counter()
     if "hybrid" not in tuning:
-        raise KeyError("tuning.json has no 'hybrid' entry: run the hybrid notebook (06) first")
+        raise KeyError("the tuning files have no 'hybrid' entry: run the hybrid notebook (06) first")
     hyb = tuning["hybrid"]
     needs_promos = any(float(hyb[p]["rules"].get("promo_boost") or 0) for p in hyb)
     fit = production_fit_data(tables, needs_promos)
@@ -316,7 +316,7 @@ def export(processed_dir=None, tables_dir=None, export_dir=None, top_n: int = 10
     """Fit the production model on all data and write the export folder atomically.
 
     ``tables`` / ``tuning`` default to the star schema of ``processed_dir`` and
-    ``<tables_dir>/tuning.json``, ``id_maps`` to the id lookups beside that star schema.
+    ``<tables_dir>/tuning/``, ``id_maps`` to the id lookups beside that star schema.
     Returns the manifest plus ``timings`` and ``path``.
     """
     log = log or (lambda *_: None)

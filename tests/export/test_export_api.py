@@ -15,6 +15,8 @@ jsonschema = pytest.importorskip("jsonschema")
 pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
 pytest.importorskip("fastapi")
 
+from helpers.tuning import save_tuning  # noqa: E402
+
 TOP_N = 10
 COMPONENTS = ["global_popularity", "buy_again", "als", "itemknn", "ease", "content"]
 
@@ -50,7 +52,7 @@ def _tuning() -> dict:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    """Tiny star schema (plus two customers without purchases), tuning.json and one export."""
+    """Tiny star schema (plus two customers without purchases), the tuning files and one export."""
     from helpers.data.star import build_star_schema
     from helpers.export.production import export
 
@@ -69,7 +71,7 @@ def world(tmp_path_factory):
     pd.concat([cust, extra], ignore_index=True).to_parquet(processed / "dim_customer.parquet", index=False)
     tables = root / "tables"
     tables.mkdir()
-    (tables / "tuning.json").write_text(json.dumps(_tuning(), indent=2))  # json writes NaN as NaN
+    save_tuning(_tuning(), tables)  # json writes NaN as NaN
     out = root / "exports"
     manifest = export(processed, tables, out, top_n=TOP_N, n_similar=5, seed=0, api_top_n=30, chunk_size=64)
     return {"root": root, "processed": processed, "tables": tables, "out": out, "manifest": manifest,

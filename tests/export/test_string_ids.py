@@ -11,6 +11,7 @@ import pytest
 from helpers.data.sample import write_sample
 from helpers.data.star import build_star_schema
 from helpers.export.production import export
+from helpers.tuning import save_tuning
 from tests.export.test_export_api import _tuning
 
 jsonschema = pytest.importorskip("jsonschema")
@@ -22,7 +23,7 @@ def exports(tmp_path_factory):
     root = tmp_path_factory.mktemp("string_ids")
     tables = root / "tables"
     tables.mkdir()
-    (tables / "tuning.json").write_text(json.dumps(_tuning()))
+    save_tuning(_tuning(), tables)
     sample = write_sample(root / "sample", **SIZE)
     build_star_schema("files", sample, root / "text")
     build_star_schema("synthetic", output_dir=root / "ints", **SIZE)
