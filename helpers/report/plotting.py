@@ -23,6 +23,7 @@ from matplotlib import ticker
 from matplotlib.colors import TwoSlopeNorm
 
 from helpers.atomic import atomic_path
+from helpers.report import palette
 from helpers.report.glue import report_dirs
 
 PALETTE = "colorblind"
@@ -51,7 +52,14 @@ def set_style() -> None:
 
 
 def colors(n: int | None = None) -> list:
+    """``n`` colours for series that are not models (models: :func:`palette.model_color`)."""
     return sns.color_palette(PALETTE, n)
+
+
+def legend_outside(ax, title: str | None = None, **kwargs):
+    """The legend to the right of the axes, outside the data."""
+    return ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, title=title,
+                     fontsize=kwargs.pop("fontsize", 9), **kwargs)
 
 
 def new_figure(nrows: int = 1, ncols: int = 1, figsize=None, **kwargs):
@@ -135,7 +143,7 @@ def bar_chart(categories, values, title: str, xlabel: str, ylabel: str, ax=None,
         fig = ax.figure
     cats = [str(c) for c in categories]
     vals = np.asarray(values, dtype=float)
-    color = color or colors(1)[0]
+    color = color or palette.ACCENT
     bars = ax.barh(cats, vals, color=color) if horizontal else ax.bar(cats, vals, color=color)
     if horizontal:
         ax.invert_yaxis()
@@ -160,7 +168,7 @@ def hist_chart(values, title: str, xlabel: str, ylabel: str, bins=40, ax=None, l
         if len(v):
             bins = np.geomspace(v.min(), v.max() * 1.0001, bins if isinstance(bins, int) else 40)
         ax.set_xscale("log")
-    ax.hist(v, bins=bins, color=colors(1)[0], edgecolor="white", linewidth=0.5)
+    ax.hist(v, bins=bins, color=palette.ACCENT, edgecolor="white", linewidth=0.5)
     if log_y:
         ax.set_yscale("log")
     label(ax, title, xlabel, ylabel)
