@@ -99,9 +99,10 @@ def missing_labels(fig) -> list[str]:
     return out
 
 
-def save_figure(fig, key: str, reports_dir=None, glue: bool = True) -> Path:
+def save_figure(fig, key: str, reports_dir=None, glue: bool = True, close: bool = True) -> Path:
     """Write ``<reports_dir>/figures/<key>.png`` (atomically), glue the figure
-    under ``key`` and close it. Raises if a data axes has no title or axis label."""
+    under ``key`` and close it (``close=False``: keep it open to show it).
+    Raises if a data axes has no title or axis label."""
     missing = missing_labels(fig)
     if missing:
         raise ValueError(f"figure {key!r} is missing {', '.join(missing)}")
@@ -113,7 +114,8 @@ def save_figure(fig, key: str, reports_dir=None, glue: bool = True) -> Path:
         from myst_nb import glue as _glue
 
         _glue(key, fig, display=False)
-    plt.close(fig)
+    if close:
+        plt.close(fig)
     return path
 
 
