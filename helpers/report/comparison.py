@@ -39,22 +39,23 @@ def model_chart(metrics: pd.DataFrame, key: str, reports_dir=None, metric: str =
 
 def model_figure(metrics: pd.DataFrame, metric: str = "ndcg", k: int = 5, protocols=("all", "new"),
                  title: str | None = None):
-    """Horizontal bars with 95% whiskers, one panel per protocol (the hybrid on top)."""
+    """Horizontal bars with 95% whiskers, one panel per protocol (the hybrid at the bottom, by the axis)."""
     o = overall(metrics, metric, k)
     name = f"{METRIC_LABELS.get(metric, metric)}@{k}"
-    fig, axes = P.new_figure(1, len(protocols), figsize=(10, 3.9), squeeze=False)
+    fig, axes = P.new_figure(1, len(protocols), figsize=(10, 4.6), squeeze=False)
     for ax, protocol in zip(axes[0], protocols):
         g = o[o["protocol"] == protocol].set_index("model")
-        order = palette.order_models(g.index)[::-1]  # the hybrid (last in the order) on top
+        order = palette.order_models(g.index)[::-1]  # drawn from the bottom: the hybrid first, by the axis
         g = g.reindex(order)
         y = np.arange(len(order))
         err = np.vstack([g["value"] - g["ci_low"], g["ci_high"] - g["value"]]).clip(min=0)
         for i, model in enumerate(order):
             ax.barh(y[i], g.loc[model, "value"], xerr=err[:, [i]], height=0.7, capsize=3,
                     error_kw={"linewidth": 1.0}, gid=model, **palette.model_style(model))
-            ax.text(g.loc[model, "ci_high"], y[i], f"  {g.loc[model, 'value']:.3f}", va="center", fontsize=9,
+            ax.text(g.loc[model, "ci_high"], y[i], f" {g.loc[model, 'value']:.3f}", va="center", fontsize=11,
                     fontweight="bold" if model == palette.HYBRID else "normal")
-        ax.set_yticks(y, [LABELS.get(m, m) for m in order])
+        ax.set_yticks(y, [LABELS.get(m, m) for m in order], fontsize=12)
+        ax.tick_params(axis="x", labelsize=11)
         for tick, model in zip(ax.get_yticklabels(), order):
             tick.set_fontweight("bold" if model == palette.HYBRID else "normal")
         ax.set_xlim(0, max(1e-9, float(g["ci_high"].max())) * 1.25)

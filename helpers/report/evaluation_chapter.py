@@ -54,10 +54,14 @@ def run(processed_dir=None, reports_dir=None, test_days: int = 28, valid_days: i
     return Evaluation(metrics, predictions, test, comparisons, reports_dir, paired_boot, seed)
 
 
-def model_comparison(e: Evaluation):
-    """The landing page's chart (hit rate@5) and the chapter's (NDCG@5); returns the full table."""
+def model_comparison(e: Evaluation) -> None:
+    """The landing page's chart (hit rate@5) and the chapter's (NDCG@5), glued."""
     comparison.model_chart(e.metrics, "summary_chart", e.reports_dir, metric="hit_rate")
     comparison.model_chart(e.metrics, "model_comparison", e.reports_dir, metric="ndcg")
+
+
+def metrics_table(e: Evaluation):
+    """Every model's test precision, recall, NDCG and hit rate at 5 with their intervals."""
     return display.table(metrics_frame(e.metrics), note="Test window; 95% bootstrap intervals over customers in "
                                                          "brackets.")
 

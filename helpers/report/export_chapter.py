@@ -41,9 +41,9 @@ def files(x: Export):
     """The files written (rows each) and the glued counts."""
     c, r = x.result["row_counts"], x.result
     rows = [("recommendations.parquet / .csv / .jsonl", c["recommendations"],
-             "top products per customer, hybrid 'all' (repeat purchases allowed)"),
+             "top products per customer, the all-protocol hybrid (repeat purchases allowed)"),
             ("recommendations_new.parquet", c["recommendations_new"],
-             "top products per customer, hybrid 'new' (past purchases excluded)"),
+             "top products per customer, the new-protocol hybrid (past purchases excluded)"),
             ("similar_products.parquet / .csv / .jsonl", c["similar_products"],
              "most similar products of every product (text similarity)"),
             ("model/top_all.parquet, model/top_new.parquet", c["top_all"] + c["top_new"],
