@@ -70,10 +70,11 @@ def weight_search(result: dict) -> None:
     for ax, (protocol, g) in zip(axes[0], trials.groupby("protocol")):
         x = range(1, len(g) + 1)
         color = palette.PROTOCOL_COLORS.get(protocol, palette.ACCENT)
-        ax.scatter(x, g["value"], s=4, alpha=0.4, color=color, label="trial")
+        ax.scatter(x, g["value"], s=4, alpha=0.4, color=color, label=f"trial ({protocol})")
         ax.plot(x, g["value"].cummax().to_numpy(), color="black", label="best so far")
         P.label(ax, f"Weight search, protocol '{protocol}'", "trial (count)", "mean validation NDCG@5 (0-1)")
-        ax.legend(fontsize=8, loc="lower right")
+    handles = {lab: h for ax in axes[0] for h, lab in zip(*ax.get_legend_handles_labels())}
+    fig.legend(list(handles.values()), list(handles), loc="outside lower center", ncols=len(handles), fontsize=9)
     P.save_figure(fig, "hybrid_weight_search", result["reports_dir"])
 
 

@@ -257,7 +257,7 @@ def book_pages(html_dir: Path) -> list[Path]:
 
 #: A Python repr of a string printed as an output: a line that is nothing but a quoted string.
 STRING_REPR = re.compile(r"^[ \t]*(['\"])[^'\"\n]*\1[ \t]*$", re.M)
-LEAKS = ("PosixPath", "staging", "NaN", "Traceback", "Parameters (papermill")
+LEAKS = ("PosixPath", "staging", "NaN", "Traceback", "Parameters (papermill", "# Parameters", "processed_dir =")
 
 
 def screenshot_dir(tmp_path: Path) -> Path:
