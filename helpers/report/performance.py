@@ -311,6 +311,26 @@ def write_placeholder(bench_dir: Path = config.BENCH_DIR, force: bool = False) -
 
 PAGE_MD = "performance_page.md"
 
+#: How the benchmarks measure (shown above their tables).
+BENCH_METHODS = """**How it is measured.** Each heavy stage runs in its own fresh Python process, so the peak memory of a stage
+is that stage's alone (`ru_maxrss` of the process and everything it started, from `os.wait4`); wall and CPU
+times exclude interpreter start-up. The machine the figures come from may be shared with other work: every
+stage records the load average before it started, and a busy machine makes everything slower.
+
+**Scale ladder.** The synthetic retailer at growing sizes (`helpers.bench.runner.LADDER`, about
+`LINES_PER_CUSTOMER` transaction lines per customer) with fixed model parameters (ALS with
+`factors=64, iterations=10`; a hybrid of global popularity, buy-again and ALS with the fixed
+`HYBRID_WEIGHTS`), so that sizes, not tuning, change between rungs. The *growth exponent* is the slope of
+time against transaction lines on log-log axes: 1 means time grows in proportion to the data; a larger
+exponent means faster growth. The catalog grows from rung to rung too, so scoring every customer against
+the whole catalog grows faster than the number of lines.
+
+**Ratios.** On the same inputs, and after checking that both give the same results, the project's code is
+timed against a reference: implicit's own batch recommendation, a plain pandas implementation of the
+metrics, and scikit-learn's dense cosine similarity. The ratio is the reference's time divided by the
+project's: 1 means equally fast; a larger ratio means the project's code is faster.
+"""
+
 
 def write_page(bench_dir: Path = config.BENCH_DIR) -> bool:
     """Write ``<bench_dir>/performance_page.md`` (included by ``book/performance.md``): this run's
@@ -326,7 +346,9 @@ def write_page(bench_dir: Path = config.BENCH_DIR) -> bool:
         parts.append(run_timings.timings_markdown(manifest, f"../reports/benchmarks/{run_timings.GANTT_PNG}"))
     bench_path = bench_dir / "bench.json"
     if bench_path.exists():
-        parts.append("## Benchmarks\n\n" + render_markdown(json.loads(bench_path.read_text())).replace("\n## ", "\n### "))
+        tables = render_markdown(json.loads(bench_path.read_text())).replace("\n## ", "\n### ")
+        parts.append("## Benchmarks\n\nRead from `reports/benchmarks/bench.json`, written by `make bench`.\n\n"
+                     + BENCH_METHODS + "\n" + tables)
     else:
         parts.append("## Benchmarks\n\nNo benchmark has been run here (`make bench` measures the scale ladder, the "
                      "ratios and the API latency and adds them to this page).\n")
