@@ -1,15 +1,21 @@
-"""The evaluation dashboard: collect every chapter's test results, compare models, chart segments."""
+"""The evaluation dashboard: collect every chapter's test results, compare two models on the same
+customers, chart every segment type in one loop."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from IPython.display import display as show
 
 from helpers.evaluation.metrics import SUMMARY_COLUMNS, compute_metrics, evaluation_set, paired_bootstrap
-from helpers.report import plotting
+from helpers.features.segments import SEGMENT_TYPES
+from helpers.report import palette, plotting
+from helpers.report.comparison import PROTOCOL_TITLES
+from helpers.report.display import note
 from helpers.tuning.stages import Stage
 from helpers.tuning.workflow import LABELS
 
@@ -72,24 +78,50 @@ def compare(predictions: pd.DataFrame, stage: Stage, protocol: str, a: str, b: s
             **res}
 
 
-def segment_chart(metrics: pd.DataFrame, segment_type: str, protocol: str, key: str, reports_dir=None,
-                  metric: str = "ndcg", k: int = 5):
-    """NDCG@k by segment for every model (test split), with 95% CI whiskers."""
+def segment_chart(metrics: pd.DataFrame, segment_type: str, key: str | None = None, reports_dir=None,
+                  metric: str = "ndcg", k: int = 5, protocols=("all", "new")):
+    """NDCG@k by segment for every model (test split) with 95% whiskers, one panel per protocol:
+    segments in their natural order, each model in its palette colour (hybrid emphasised), one
+    legend outside the data. Saved under ``key`` when given; returns the figure (still open)."""
     m = metrics[(metrics["split"] == "test") & (metrics["segment_type"] == segment_type)
-                & (metrics["protocol"] == protocol) & (metrics["metric"] == metric) & (metrics["k"] == k)]
-    segments = list(dict.fromkeys(m.sort_values("segment")["segment"]))
-    models = list(dict.fromkeys(m.sort_values("model")["model"]))
-    fig, ax = plotting.new_figure(figsize=(10, 4.2))
-    width = 0.8 / max(len(models), 1)
-    x = np.arange(len(segments))
-    for i, (model, color) in enumerate(zip(models, plotting.colors(len(models)))):
-        g = m[m["model"] == model].set_index("segment").reindex(segments)
-        err = np.vstack([g["value"] - g["ci_low"], g["ci_high"] - g["value"]]).clip(min=0)
-        ax.bar(x + i * width - 0.4 + width / 2, g["value"], width, yerr=err, label=LABELS.get(model, model),
-               color=color, capsize=2, error_kw={"linewidth": 0.7})
-    sizes = m.drop_duplicates("segment").set_index("segment").reindex(segments)["n_customers"]
-    ax.set_xticks(x, [f"{s}\n(n={int(n)})" for s, n in zip(segments, sizes)], fontsize=8)
-    plotting.label(ax, f"NDCG@{k} by {segment_type.replace('_', ' ')} (protocol '{protocol}', test)",
-                   f"{segment_type.replace('_', ' ')} (customers evaluated)", f"NDCG@{k} (0-1)")
-    ax.legend(fontsize=8, ncols=min(4, len(models)))
-    return plotting.save_figure(fig, key, reports_dir)
+                & (metrics["metric"] == metric) & (metrics["k"] == k)]
+    segments = palette.segment_order(segment_type, m["segment"].unique())
+    models = palette.order_models(m["model"].unique())
+    label = segment_type.replace("_", " ")
+    fig, axes = plotting.new_figure(1, len(protocols), figsize=(12, 4.0), squeeze=False, sharey=True)
+    for ax, protocol in zip(axes[0], protocols):
+        mp = m[m["protocol"] == protocol]
+        shown = [mo for mo in models if mo in set(mp["model"])]
+        width = 0.8 / max(len(shown), 1)
+        x = np.arange(len(segments))
+        for i, model in enumerate(shown):
+            g = mp[mp["model"] == model].set_index("segment").reindex(segments)
+            err = np.vstack([g["value"] - g["ci_low"], g["ci_high"] - g["value"]]).clip(min=0)
+            ax.bar(x + i * width - 0.4 + width / 2, g["value"], width, yerr=np.nan_to_num(err),
+                   label=LABELS.get(model, model), capsize=1.5, error_kw={"linewidth": 0.6}, gid=model,
+                   **palette.model_style(model))
+        sizes = mp.drop_duplicates("segment").set_index("segment").reindex(segments)["n_customers"]
+        ax.set_xticks(x, [f"{s}\n(n={int(n):,})" if n == n else f"{s}\n(n/a)" for s, n in zip(segments, sizes)],
+                      fontsize=8)
+        plotting.label(ax, f"{PROTOCOL_TITLES.get(protocol, protocol)}", f"{label} (customers evaluated)",
+                       f"test NDCG@{k} (0-1)")
+    handles = {h.get_label(): h for ax in axes[0] for h in ax.get_legend_handles_labels()[0]}
+    fig.legend(list(handles.values()), list(handles), loc="outside right upper", fontsize=9, title="model")
+    fig.suptitle(f"NDCG@{k} by {label}, with 95% intervals", fontweight="bold")
+    if key:
+        plotting.save_figure(fig, key, reports_dir, glue=False, close=False)
+    return fig
+
+
+def segment_details(metrics: pd.DataFrame, reports_dir=None, types=SEGMENT_TYPES) -> None:
+    """One chart per segment type (both protocols), shown in order; a note for a type the
+    data source does not have. Figures are also written as ``segment_<type>.png``."""
+    present = set(metrics.loc[metrics["split"] == "test", "segment_type"])
+    for segment_type in types:
+        if segment_type not in present:
+            show(note(f"This data source has no {segment_type.replace('_', ' ')} information, "
+                      "so there is no chart for it."))
+            continue
+        fig = segment_chart(metrics, segment_type, f"segment_{segment_type}", reports_dir)
+        show(fig)
+        plt.close(fig)

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from helpers import config
+from helpers.report import run_timings
 
 RSS_LIMIT_GIB = 12.0
 
@@ -299,11 +300,68 @@ def write_markdown(bench: dict, path: Path) -> Path:
 
 
 def write_placeholder(bench_dir: Path = config.BENCH_DIR, force: bool = False) -> Path:
-    """The 'not run yet' tables, unless real tables already exist (``force`` overwrites)."""
+    """The 'not run yet' tables, unless real tables already exist (``force`` overwrites).
+    Also (re)writes the Performance page's content, :func:`write_page`."""
     path = Path(bench_dir) / TABLES_MD
+    write_page(bench_dir)
     if path.exists() and not force:
         return path
     return write_markdown({"placeholder": True}, path)
+
+
+PAGE_MD = "performance_page.md"
+
+#: How the benchmarks measure (shown above their tables).
+BENCH_METHODS = """**How it is measured.** Each heavy stage runs in its own fresh Python process, so the peak memory of a stage
+is that stage's alone (`ru_maxrss` of the process and everything it started, from `os.wait4`); wall and CPU
+times exclude interpreter start-up. The machine the figures come from may be shared with other work: every
+stage records the load average before it started, and a busy machine makes everything slower.
+
+**Scale ladder.** The synthetic retailer at growing sizes (`helpers.bench.runner.LADDER`, about
+`LINES_PER_CUSTOMER` transaction lines per customer) with fixed model parameters (ALS with
+`factors=64, iterations=10`; a hybrid of global popularity, buy-again and ALS with the fixed
+`HYBRID_WEIGHTS`), so that sizes, not tuning, change between rungs. The *growth exponent* is the slope of
+time against transaction lines on log-log axes: 1 means time grows in proportion to the data; a larger
+exponent means faster growth. The catalog grows from rung to rung too, so scoring every customer against
+the whole catalog grows faster than the number of lines.
+
+**Ratios.** On the same inputs, and after checking that both give the same results, the project's code is
+timed against a reference: implicit's own batch recommendation, a plain pandas implementation of the
+metrics, and scikit-learn's dense cosine similarity. The ratio is the reference's time divided by the
+project's: 1 means equally fast; a larger ratio means the project's code is faster.
+"""
+
+
+def write_page(bench_dir: Path = config.BENCH_DIR) -> bool:
+    """Write ``<bench_dir>/performance_page.md`` (included by ``book/performance.md``): this run's
+    timings from ``<bench_dir>/../run_manifest.json`` with its Gantt chart whenever the manifest
+    exists, then the benchmark tables when ``bench.json`` exists. Returns whether there was
+    anything to show (when not, the page should not be listed: :func:`page_listed`)."""
+    bench_dir = Path(bench_dir)
+    bench_dir.mkdir(parents=True, exist_ok=True)
+    manifest = run_timings.read_manifest(bench_dir.parent / "run_manifest.json")
+    parts = []
+    if manifest:
+        run_timings.gantt_chart(manifest, bench_dir / run_timings.GANTT_PNG)
+        parts.append(run_timings.timings_markdown(manifest, f"../reports/benchmarks/{run_timings.GANTT_PNG}"))
+    bench_path = bench_dir / "bench.json"
+    if bench_path.exists():
+        tables = render_markdown(json.loads(bench_path.read_text())).replace("\n## ", "\n### ")
+        parts.append("## Benchmarks\n\nRead from `reports/benchmarks/bench.json`, written by `make bench`.\n\n"
+                     + BENCH_METHODS + "\n" + tables)
+    else:
+        parts.append("## Benchmarks\n\nNo benchmark has been run here (`make bench` measures the scale ladder, the "
+                     "ratios and the API latency and adds them to this page).\n")
+    tmp = bench_dir / f".{PAGE_MD}.tmp"
+    tmp.write_text("\n".join(parts))
+    os.replace(tmp, bench_dir / PAGE_MD)
+    return bool(manifest) or bench_path.exists()
+
+
+def page_listed(bench_dir: Path = config.BENCH_DIR) -> bool:
+    """Whether the Performance page has content: a run manifest or a benchmark."""
+    bench_dir = Path(bench_dir)
+    return (bench_dir.parent / "run_manifest.json").exists() or (bench_dir / "bench.json").exists()
 
 
 def _savefig(fig, path: Path) -> None:

@@ -23,6 +23,7 @@ from matplotlib import ticker
 from matplotlib.colors import TwoSlopeNorm
 
 from helpers.atomic import atomic_path
+from helpers.report import palette
 from helpers.report.glue import report_dirs
 
 PALETTE = "colorblind"
@@ -51,7 +52,14 @@ def set_style() -> None:
 
 
 def colors(n: int | None = None) -> list:
+    """``n`` colours for series that are not models (models: :func:`palette.model_color`)."""
     return sns.color_palette(PALETTE, n)
+
+
+def legend_outside(ax, title: str | None = None, **kwargs):
+    """The legend to the right of the axes, outside the data."""
+    return ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, title=title,
+                     fontsize=kwargs.pop("fontsize", 9), **kwargs)
 
 
 def new_figure(nrows: int = 1, ncols: int = 1, figsize=None, **kwargs):
@@ -91,9 +99,10 @@ def missing_labels(fig) -> list[str]:
     return out
 
 
-def save_figure(fig, key: str, reports_dir=None, glue: bool = True) -> Path:
+def save_figure(fig, key: str, reports_dir=None, glue: bool = True, close: bool = True) -> Path:
     """Write ``<reports_dir>/figures/<key>.png`` (atomically), glue the figure
-    under ``key`` and close it. Raises if a data axes has no title or axis label."""
+    under ``key`` and close it (``close=False``: keep it open to show it).
+    Raises if a data axes has no title or axis label."""
     missing = missing_labels(fig)
     if missing:
         raise ValueError(f"figure {key!r} is missing {', '.join(missing)}")
@@ -105,7 +114,8 @@ def save_figure(fig, key: str, reports_dir=None, glue: bool = True) -> Path:
         from myst_nb import glue as _glue
 
         _glue(key, fig, display=False)
-    plt.close(fig)
+    if close:
+        plt.close(fig)
     return path
 
 
@@ -135,7 +145,7 @@ def bar_chart(categories, values, title: str, xlabel: str, ylabel: str, ax=None,
         fig = ax.figure
     cats = [str(c) for c in categories]
     vals = np.asarray(values, dtype=float)
-    color = color or colors(1)[0]
+    color = color or palette.ACCENT
     bars = ax.barh(cats, vals, color=color) if horizontal else ax.bar(cats, vals, color=color)
     if horizontal:
         ax.invert_yaxis()
@@ -160,7 +170,7 @@ def hist_chart(values, title: str, xlabel: str, ylabel: str, bins=40, ax=None, l
         if len(v):
             bins = np.geomspace(v.min(), v.max() * 1.0001, bins if isinstance(bins, int) else 40)
         ax.set_xscale("log")
-    ax.hist(v, bins=bins, color=colors(1)[0], edgecolor="white", linewidth=0.5)
+    ax.hist(v, bins=bins, color=palette.ACCENT, edgecolor="white", linewidth=0.5)
     if log_y:
         ax.set_yscale("log")
     label(ax, title, xlabel, ylabel)
