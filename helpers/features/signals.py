@@ -9,13 +9,14 @@ the promotion calendar, which reads only the promotions planned for the target w
   (:mod:`helpers.features.seasonality`; absent, not wrong, on a history under a year);
 * ``sequences``: directional "bought A, then B" lifts raised by recent purchases
   (:mod:`helpers.features.sequences`);
-* ``promotions``: the calendar of the target window ``[as_of, as_of + horizon_days)`` and the
-  customer's responsiveness (:mod:`helpers.features.promotions`); ``use_calendar=False`` is
-  the stricter reading in which nothing of the target window is known;
+* ``calendar``: the promotions planned for the target window ``[as_of, as_of + horizon_days)``
+  (:mod:`helpers.features.promotions`; leave the group out for the stricter reading in which
+  nothing of the target window is known);
+* ``responsiveness``: the customer's share of purchases made on promotion;
 * ``ownership``: a durable the customer already owns (or a product of a durable group).
 
 Missing inputs disable a group's columns instead of failing: no ``product_type`` means no
-group fallbacks, no promotion table means "not promoted", no ``on_promotion`` flags means an
+group fallbacks, no promotion table means "not promoted" (calendar), no ``on_promotion`` flags means an
 unknown responsiveness. Undefined values are ``nan`` (the re-ranker maps them to -1).
 """
 
@@ -37,7 +38,8 @@ SIGNAL_GROUPS: dict[str, tuple[str, ...]] = {
     "cycles": CYCLE_FEATURES,
     "season": SEASON_FEATURES,
     "sequences": SEQUENCE_FEATURES,
-    "promotions": (*PROMO_FEATURES, "responsiveness"),
+    "calendar": PROMO_FEATURES,
+    "responsiveness": ("responsiveness",),
     "ownership": ("owned_durable",),
 }
 
@@ -62,7 +64,7 @@ class RetailSignals:
     @classmethod
     def from_window(cls, transactions: pd.DataFrame, products: pd.DataFrame, promotions: pd.DataFrame | None,
                     as_of, customer_ids: np.ndarray, item_ids: np.ndarray, groups=tuple(SIGNAL_GROUPS),
-                    horizon_days: int = 28, use_calendar: bool = True) -> RetailSignals:
+                    horizon_days: int = 28) -> RetailSignals:
         unknown = set(groups) - set(SIGNAL_GROUPS)
         if unknown:
             raise ValueError(f"unknown signal groups {sorted(unknown)}; known: {list(SIGNAL_GROUPS)}")
@@ -73,10 +75,10 @@ class RetailSignals:
         season = Seasonality.from_events(ev, codes, horizon_days=horizon_days) if "season" in groups else None
         seq = Sequences.from_events(ev, codes) if "sequences" in groups else None
         promoted = resp = None
-        if "promotions" in groups:
+        if "calendar" in groups:
             start = pd.Timestamp(as_of).normalize()
-            promoted = promoted_items(promotions, item_ids, start, start + pd.Timedelta(days=horizon_days),
-                                      use_calendar)
+            promoted = promoted_items(promotions, item_ids, start, start + pd.Timedelta(days=horizon_days))
+        if "responsiveness" in groups:
             resp = promotion_responsiveness(transactions, as_of, customer_ids)
         return cls(groups, cycles, season, seq, promoted, resp)
 
@@ -112,8 +114,9 @@ class RetailSignals:
         if "sequences" in self.groups:
             f = self.sequences.features(r, cands)
             out |= {k: np.where(flat_known, v.ravel(), 0.0) for k, v in f.items()}
-        if "promotions" in self.groups:
+        if "calendar" in self.groups:
             out |= {k: v[cols] for k, v in self.promoted.items()}
+        if "responsiveness" in self.groups:
             out["responsiveness"] = np.where(flat_known, self.responsiveness[flat_r], np.nan)
         if "ownership" in self.groups:
             out["owned_durable"] = (self.cycles.owned_durable(flat_r, cols) & flat_known).astype(np.float64)

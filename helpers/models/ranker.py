@@ -23,7 +23,8 @@ Conventions
     (:func:`~helpers.models.buy_again.repeat_rate`);
   - with ``signal_groups``, the retail signals of those groups
     (:class:`~helpers.features.signals.RetailSignals`: repeat cycles, season and trend,
-    sequences, the promotion calendar of the next ``horizon_days``, ownership of durables);
+    sequences, the promotion calendar of the next ``horizon_days``, promotion responsiveness,
+    ownership of durables);
   - then each component's row-normalized score (the blend's own inputs).
 
   Undefined values (a product the customer never bought, a single basket) are -1.
@@ -92,13 +93,11 @@ class PairHistory:
     signals: RetailSignals | None = None
 
     @classmethod
-    def from_fit(cls, data: FitData, recent_days: int = 28, signal_groups=(), horizon_days: int = 28,
-                 use_calendar: bool = True) -> PairHistory:
+    def from_fit(cls, data: FitData, recent_days: int = 28, signal_groups=(), horizon_days: int = 28) -> PairHistory:
         signals = None
         if signal_groups:
             signals = RetailSignals.from_window(data.transactions, data.products, data.promotions, data.as_of,
-                                                data.customer_ids, data.item_ids, signal_groups, horizon_days,
-                                                use_calendar)
+                                                data.customer_ids, data.item_ids, signal_groups, horizon_days)
         tx = data.transactions
         buys = tx.loc[tx["quantity"].to_numpy() > 0, ["customer_id", "product_id", "basket_id", "timestamp"]]
         rows = data.customer_rows(buys["customer_id"].to_numpy(np.int64))
@@ -229,22 +228,20 @@ class Ranker:
 
     def __init__(self, max_iter: int = 100, learning_rate: float = 0.1, max_leaf_nodes: int = 31,
                  min_samples_leaf: int = 100, l2_regularization: float = 0.0, negative_rate: float = 1.0,
-                 seed: int = 0, signal_groups=(), horizon_days: int = 28, use_calendar: bool = True):
+                 seed: int = 0, signal_groups=(), horizon_days: int = 28):
         if not 0 < negative_rate <= 1:
             raise ValueError("negative_rate must be in (0, 1]")
         self.signal_groups = tuple(signal_groups or ())
         self.horizon_days = int(horizon_days)
-        self.use_calendar = bool(use_calendar)
         self.params = dict(max_iter=max_iter, learning_rate=learning_rate, max_leaf_nodes=max_leaf_nodes,
                            min_samples_leaf=min_samples_leaf, l2_regularization=l2_regularization)
         self.negative_rate = negative_rate
         self.seed = seed
 
     def history(self, data: FitData) -> PairHistory:
-        """The features this ranker reads, for one fit window (its signal groups, horizon, calendar switch)."""
+        """The features this ranker reads, for one fit window (its signal groups and horizon)."""
         return PairHistory.from_fit(data, signal_groups=getattr(self, "signal_groups", ()),
-                                    horizon_days=getattr(self, "horizon_days", 28),
-                                    use_calendar=getattr(self, "use_calendar", True))
+                                    horizon_days=getattr(self, "horizon_days", 28))
 
     def fit(self, windows: list[Examples]) -> Ranker:
         from sklearn.ensemble import HistGradientBoostingClassifier

@@ -31,7 +31,8 @@ def run(processed_dir=None, reports_dir=None, test_days: int = 28, valid_days: i
         components=models.HYBRID_COMPONENTS, weight_windows: int = 2, rules: dict | None = None,
         ranker: dict | None = None, **search) -> dict:
     """Search the weights (``search``: pool_size, n_trials, by_history, light_max_baskets),
-    choose the re-ranker (``ranker``: its keyword arguments, None = off) and price the rules
+    choose the re-ranker (``ranker``: its keyword arguments, None = off; its promotion calendar
+    looks ``valid_days`` ahead, the window it predicts) and price the rules
     (``rules``: the final model's :class:`Rules` fields)."""
     P.set_style()
     dirs = report_dirs(reports_dir)
@@ -42,7 +43,8 @@ def run(processed_dir=None, reports_dir=None, test_days: int = 28, valid_days: i
     final_rules = Rules(**(rules or {}))
     variants = rule_variants(bool(tables["dim_product"]["margin"].notna().any()))
     result = models.run_hybrid(valid, dirs["tables"], list(components), final_rules, variants, seed=seed,
-                               earlier=earlier, ranker=None if ranker is None else {**ranker, "seed": seed}, **search)
+                               earlier=earlier, ranker=None if ranker is None else {"horizon_days": valid_days, **ranker,
+                                                                                     "seed": seed}, **search)
     return {**result, "n_windows": 1 + len(earlier), "final_rules": final_rules, "reports_dir": reports_dir}
 
 

@@ -200,9 +200,9 @@ def test_signal_groups_add_their_columns_after_the_timing_features():
     rows = fd.customer_rows(np.array([1, 2, 3, 99]))
     cands = np.tile(fd.item_columns(np.array([10, 11])), (4, 1))
     plain = PairHistory.from_fit(fd).features(rows, cands)
-    h = Ranker(signal_groups=("promotions", "cycles")).history(fd)  # settings kept by the ranker
+    h = Ranker(signal_groups=("calendar", "cycles")).history(fd)  # settings kept by the ranker
     x = h.features(rows, cands)
-    names = [*FEATURES, *SIGNAL_GROUPS["cycles"], *SIGNAL_GROUPS["promotions"]]  # groups in their fixed order
+    names = [*FEATURES, *SIGNAL_GROUPS["cycles"], *SIGNAL_GROUPS["calendar"]]  # groups in their fixed order
     assert x.shape == (8, len(names))
     np.testing.assert_array_equal(x[:, :len(FEATURES)], plain)
     f = {n: x[:, j].reshape(4, 2) for j, n in enumerate(names)}
