@@ -52,6 +52,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, StringConstraints
 
 from helpers.export.production import MAX_K
+from helpers.serving.cache import ResponseCache
 from helpers.serving.guards import Guards
 from helpers.serving.reload import StoreHolder
 from helpers.serving.settings import ENV_VAR, MAX_BASKET, MAX_ID_LENGTH, Settings, export_dir_from_env
@@ -176,6 +177,7 @@ def create_app(export_dir=None, settings: Settings | None = None) -> FastAPI:
         status, out = holder.health()
         return _json(dumps(out), status)
 
+    app.add_middleware(ResponseCache, holder=holder, max_bytes=settings.cache_bytes)
     app.add_middleware(Guards, max_body_bytes=settings.max_body_bytes, api_key=settings.api_key,
                        rate_per_second=settings.rate_per_second, burst=settings.burst)
     return app

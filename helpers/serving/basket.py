@@ -28,6 +28,16 @@ def _basket_value(values: str) -> float:
     return float(np.log1p(1.0)) if values == "log" else 1.0
 
 
+def row_sum(m: sp.csr_matrix, rows: np.ndarray) -> np.ndarray:
+    """Sum of some rows of a CSR matrix as a dense float64 vector, straight from its arrays (a
+    basket's few rows: no sparse sub-matrix is built)."""
+    starts, ends = m.indptr[rows], m.indptr[np.asarray(rows) + 1]
+    lens = (ends - starts).astype(np.int64)
+    first = np.concatenate(([0], np.cumsum(lens)[:-1]))
+    at = np.repeat(starts - first, lens) + np.arange(int(lens.sum()))
+    return np.bincount(m.indices[at], weights=m.data[at], minlength=m.shape[1])
+
+
 def _load(path: Path) -> np.ndarray:
     return np.load(path, allow_pickle=False)  # read in full, never memory-mapped
 
@@ -147,7 +157,7 @@ class BasketScorer:
             elif name == "itemknn":
                 s = self.knn_backfill.copy()
                 if len(cols):
-                    s += self.knn_value * np.asarray(self.knn[cols].sum(axis=0), dtype=np.float32).ravel()
+                    s += self.knn_value * row_sum(self.knn, cols).astype(np.float32)
             elif name == "ease":
                 s = self.ease_backfill.copy()
                 rows = self.ease_row_of[cols] if len(cols) else cols
@@ -168,7 +178,7 @@ class BasketScorer:
     def content_scores(self, pos: np.ndarray) -> np.ndarray:
         """Cosine of the basket's TF-IDF profile (normalized sum of its products' rows) with the catalog."""
         rows = self.content_rows(pos)
-        prof = np.asarray(self.tfidf_all[rows].sum(axis=0), dtype=np.float64).ravel() if len(rows) else None
+        prof = row_sum(self.tfidf_all, rows) if len(rows) else None
         norm = float(np.sqrt((prof ** 2).sum())) if prof is not None else 0.0
         if norm == 0.0:
             return self.content_fallback.copy()
@@ -211,23 +221,26 @@ class BasketScorer:
         best = contrib[np.arange(len(cols)), top]
         top_name = np.asarray(names, dtype=object)[top]
         top_name[~(best > 0)] = "trending"
-        for i in np.flatnonzero(np.isin(top_name, (*COLLABORATIVE, "content"))):  # at most k items
-            out[i] = self._similar_in_basket(pos, int(cols[i]), str(top_name[i]))
+        similar = np.flatnonzero(np.isin(top_name, (*COLLABORATIVE, "content")))
+        if len(similar):
+            past = self._similar_in_basket(pos, cols[similar], top_name[similar] == "content")
+            for i, p in zip(similar.tolist(), past.tolist()):
+                out[i] = p
         return out
 
-    def _similar_in_basket(self, pos: np.ndarray, col: int, component: str) -> int:
-        order = ("content", "knn") if component == "content" else ("knn", "content")
-        for how in order:
-            if how == "knn" and self.knn is not None:
-                bcols = self.columns(pos)
-                if len(bcols):
-                    sims = np.asarray(self.knn[bcols, col].todense()).ravel()
-                    if (sims > 0).any():
-                        return int(self.item_pos[bcols[int(np.argmax(sims))]])
-            elif how == "content":
-                rows = self.content_rows(pos)
-                if len(rows):
-                    sims = np.asarray(self.tfidf_all[rows] @ self.tfidf_items_t[:, col].toarray()).ravel()
-                    if (sims > 0).any():
-                        return int(self.tfidf_pos[rows[int(np.argmax(sims))]])
-        return int(pos[0])
+    def _similar_in_basket(self, pos: np.ndarray, cols: np.ndarray, by_content: np.ndarray) -> np.ndarray:
+        """Per recommended column, the position of the basket product most similar to it: by item-kNN
+        then TF-IDF cosine (``by_content``: the other way round); else the basket's first product."""
+        n = len(cols)
+        knn_best, content_best = np.full(n, -1, dtype=np.int64), np.full(n, -1, dtype=np.int64)
+        bcols = self.columns(pos)
+        if self.knn is not None and len(bcols):
+            sims = self.knn[bcols][:, cols].toarray()  # basket x recommended
+            knn_best = np.where(sims.max(axis=0) > 0, self.item_pos[bcols[np.argmax(sims, axis=0)]], -1)
+        rows = self.content_rows(pos)
+        if len(rows):
+            sims = np.asarray((self.tfidf_all[rows] @ self.tfidf_items_t[:, cols]).todense())
+            content_best = np.where(sims.max(axis=0) > 0, self.tfidf_pos[rows[np.argmax(sims, axis=0)]], -1)
+        first = np.where(by_content, content_best, knn_best)
+        second = np.where(by_content, knn_best, content_best)
+        return np.where(first >= 0, first, np.where(second >= 0, second, int(pos[0])))

@@ -46,6 +46,7 @@ class IdIndex:
         self._index = pd.Index(values)
         if not self._index.is_unique:
             raise ValueError("ids must be unique")
+        self._single = dict(zip(values.tolist(), range(len(values))))  # one id per request: a hash lookup
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -87,7 +88,8 @@ class IdIndex:
         return self._index.get_indexer(arr).astype(np.int64)
 
     def position(self, raw) -> int:
-        return int(self.positions([raw])[0])
+        key = self.key(raw)
+        return -1 if key is None else self._single.get(key, -1)
 
     def value(self, pos: int):
         """The id at ``pos`` as a JSON-ready Python value (int or str)."""

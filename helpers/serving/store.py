@@ -88,6 +88,7 @@ class ExportStore:
         keys = frame["product_id"] if self.products.is_int else np.arange(len(frame))
         self.lookup = ProductLookup(pd.DataFrame({"product_id": keys, **{c: frame[c] for c in ATTRIBUTES}}))
         self._lookup_key = (lambda pos: int(self.products.ids[pos])) if self.products.is_int else int
+        self._labels: dict[str, str] = {}
         self.product_json = json_values(self.products.ids)
         self.attr_json = json_records(frame[list(ATTRIBUTES)])
         self.items = as_id_array(np.load(model_dir / "items.npy", allow_pickle=False))
@@ -123,6 +124,12 @@ class ExportStore:
 
     def label(self, reason: str) -> str:
         """The human sentence of a reason (``similar_to:<id>`` names the product as the export does)."""
+        label = self._labels.get(reason)
+        if label is None:
+            label = self._labels[reason] = self._label(reason)  # at most one per product and reason kind
+        return label
+
+    def _label(self, reason: str) -> str:
         if reason.startswith("similar_to:"):
             pos = self.products.position(reason.split(":", 1)[1])
             if pos < 0:
