@@ -251,7 +251,8 @@ def run_locust(export_dir=None, users: int = 32, max_requests: int = 20_000, sec
         with tempfile.TemporaryDirectory(prefix="recbook-locust-") as tmp:
             spec = {"host": f"http://127.0.0.1:{port}", "users": int(users), "max_requests": int(max_requests),
                     "seconds": float(seconds), "warmup_seconds": float(warmup_seconds), "k": int(k),
-                    "endpoints": list(endpoints), "ids": _locust_ids(export_dir, 4096, seed)}
+                    "endpoints": list(endpoints), "ids": _locust_ids(export_dir, 4096, seed),
+                    "server_pid": proc.pid}
             spec_path = Path(tmp) / "spec.json"
             spec_path.write_text(json.dumps(spec))
             budget = len(endpoints) * (seconds + warmup_seconds + 30) + 60
@@ -267,13 +268,30 @@ def run_locust(export_dir=None, users: int = 32, max_requests: int = 20_000, sec
               "target_p99_ms": {"recommendations": 30.0, "similar": 30.0, "basket": 100.0},
               "errors": int(sum(ph["errors"] for ph in phases.values())), "endpoints": phases}
     for name, ph in phases.items():
-        for key in ("requests", "errors", "p50_ms", "p99_ms", "throughput_rps"):
+        for key in ("requests", "errors", "p50_ms", "p99_ms", "throughput_rps", "server_cpu_ms_per_request"):
             result[f"{name}_{key}"] = ph[key]
     if log:
         for name, ph in phases.items():
             log(f"[locust] {name}: {ph['requests']:,} requests, {users} users: p50 {ph['p50_ms']} ms, "
-                f"p99 {ph['p99_ms']} ms, {ph['throughput_rps']} req/s, {ph['errors']} errors")
+                f"p99 {ph['p99_ms']} ms, {ph['throughput_rps']} req/s, {ph['errors']} errors, "
+                f"server CPU {ph['server_cpu_ms_per_request']} ms/request")
     return result
+
+
+def _server_cpu(pid: int) -> float:
+    """CPU seconds (user + system) used so far by the server process and its worker processes:
+    the server's cost per request, whatever else shares the machine."""
+    import psutil  # a dependency of locust
+
+    proc = psutil.Process(pid)
+    total = 0.0
+    for p in [proc, *proc.children(recursive=True)]:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.Error:
+            pass
+    return total
 
 
 def _locust_phase(user_class, spec: dict, environment, events, gevent) -> dict:
@@ -299,16 +317,17 @@ def _locust_phase(user_class, spec: dict, environment, events, gevent) -> dict:
         runner.start(spec["users"], spawn_rate=spec["users"])
         gevent.sleep(spec["warmup_seconds"])
         counting[0] = True
-        t0 = time.perf_counter()
+        cpu0, t0 = _server_cpu(spec["server_pid"]), time.perf_counter()
         stopper = gevent.spawn_later(spec["seconds"], runner.quit)
         runner.greenlet.join()
-        wall = time.perf_counter() - t0
+        wall, cpu = time.perf_counter() - t0, _server_cpu(spec["server_pid"]) - cpu0
         counting[0] = False
         stopper.kill()
     finally:
         events.request.remove_listener(on_request)
     lat = np.asarray(times)
     return {"requests": int(len(lat)), "errors": int(failures[0]),
+            "server_cpu_ms_per_request": round(1000.0 * cpu / len(lat), 3) if len(lat) else None,
             "p50_ms": round(float(np.percentile(lat, 50)), 2) if len(lat) else None,
             "p90_ms": round(float(np.percentile(lat, 90)), 2) if len(lat) else None,
             "p99_ms": round(float(np.percentile(lat, 99)), 2) if len(lat) else None,

@@ -24,10 +24,6 @@ MAX_CLIENTS = 10_000
 OPEN_PATHS = frozenset({"/health"})
 
 
-class _TooLarge(Exception):
-    pass
-
-
 class TokenBuckets:
     """One token bucket per key: ``take(key)`` is 0 when a token was taken, else the seconds to wait."""
 
@@ -88,27 +84,30 @@ class Guards:
                 return await _reply(send, 413, {"message": f"request body over {self.max_body_bytes} bytes",
                                                 "max_body_bytes": self.max_body_bytes})
             return await self.app(scope, receive, send)
+        if b"transfer-encoding" not in headers:  # neither a length nor chunks: no body
+            return await self.app(scope, receive, send)
         return await self._counted(scope, receive, send)
 
     async def _counted(self, scope, receive, send):
-        seen, started = [0], [False]
-
-        async def limited():
+        """A body without a length: read up to the cap (413 beyond it), then handed to the app whole."""
+        chunks, size = [], 0
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen[0] += len(message.get("body", b""))
-                if seen[0] > self.max_body_bytes:
-                    raise _TooLarge
-            return message
+            if message["type"] != "http.request":
+                return  # the client went away
+            size += len(message.get("body", b""))
+            if size > self.max_body_bytes:
+                return await _reply(send, 413, {"message": f"request body over {self.max_body_bytes} bytes",
+                                                "max_body_bytes": self.max_body_bytes})
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        replayed = [False]
 
-        async def tracked(message):
-            if message["type"] == "http.response.start":
-                started[0] = True
-            await send(message)
+        async def replay():
+            if not replayed[0]:
+                replayed[0] = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return await receive()
 
-        try:
-            await self.app(scope, limited, tracked)
-        except _TooLarge:
-            if not started[0]:
-                await _reply(send, 413, {"message": f"request body over {self.max_body_bytes} bytes",
-                                         "max_body_bytes": self.max_body_bytes})
+        await self.app(scope, replay, send)

@@ -22,7 +22,7 @@ import pandas as pd
 import pyarrow as pa
 
 INT64_MIN, INT64_MAX = -(2 ** 63), 2 ** 63 - 1
-_DECIMAL = re.compile(r"^-?[0-9]{1,19}$")
+_DECIMAL = re.compile(r"-?[0-9]{1,64}")  # leading zeros allowed; the range is checked after
 
 
 def as_id_array(values) -> np.ndarray:
@@ -59,7 +59,7 @@ class IdIndex:
             if isinstance(raw, (int, np.integer)):
                 raw = int(raw)
                 return raw if INT64_MIN <= raw <= INT64_MAX else None
-            if isinstance(raw, str) and _DECIMAL.match(raw):
+            if isinstance(raw, str) and _DECIMAL.fullmatch(raw):
                 value = int(raw)
                 return value if INT64_MIN <= value <= INT64_MAX else None
             return None
