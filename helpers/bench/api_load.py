@@ -8,11 +8,15 @@ Two modes share the server start-up (:func:`start_server`) and the bounds (reque
 ``--locust`` (:func:`run_locust`): the load tool `locust <https://locust.io>`_, headless and as a library,
 in a child process (its gevent patching stays out of the caller). One phase per endpoint:
 ``GET /customers/{id}/recommendations``, ``GET /products/{id}/similar``, ``POST /recommendations`` (a basket
-of 1 to 5 catalog products), each with ``concurrency`` users sending back to back (no think time: the
-hardest closed loop), a warm-up that is not counted, then at most ``requests`` requests or ``seconds``
-seconds. Latency is the time locust's ``FastHttpUser`` measures per request (exact, not locust's rounded
-buckets); the result holds per endpoint ``p50_ms``, ``p99_ms``, ``errors`` and ``throughput_rps``, nested
-under ``endpoints`` and flattened (``recommendations_p99_ms``, ...) for the Performance page.
+of 1 to 5 catalog products), each with ``concurrency`` users, each user paced at
+:data:`RATE_PER_USER` requests per second (``rate_per_user=0``: back to back, a closed loop that
+measures the load generator's limits as much as the server's), a warm-up that is not counted, then at
+most ``requests`` requests or ``seconds`` seconds. Latency is the time locust's ``FastHttpUser``
+measures per request (exact, not locust's rounded buckets). The result holds per endpoint
+``p50_ms``, ``p99_ms``, ``errors``, ``throughput_rps`` and the server's CPU time per request
+(``server_cpu_ms_per_request``: user + system time of the server's processes over the phase, which
+other load on a shared machine changes far less than latency), nested under ``endpoints`` and
+flattened (``recommendations_p99_ms``, ...) for the Performance page.
 
 Default mode (thread clients):
 
@@ -222,6 +226,8 @@ def run_benchmark(export_dir=None, n_requests: int = 10_000, concurrency: int = 
 
 # --------------------------------------------------------------------- locust
 ENDPOINTS = ("recommendations", "similar", "basket")  # one locust phase each, in this order
+# requests per second each user sends (locust's constant_throughput); 0: back to back, no think time
+RATE_PER_USER = {"recommendations": 20.0, "similar": 20.0, "basket": 5.0}
 
 
 def _locust_ids(export_dir: Path, n: int, seed: int) -> dict:
@@ -237,11 +243,17 @@ def _locust_ids(export_dir: Path, n: int, seed: int) -> dict:
 
 def run_locust(export_dir=None, users: int = 32, max_requests: int = 20_000, seconds: float = 20.0,
                warmup_seconds: float = 2.0, k: int = 10, seed: int = 0, workers: int | None = None,
-               cache: bool = True, endpoints=ENDPOINTS, log=print) -> dict:
+               cache: bool = True, endpoints=ENDPOINTS, rate_per_user: dict | float | None = None,
+               log=print) -> dict:
     """Start the server, run one headless locust phase per endpoint, stop the server.
 
     Every phase is bounded by ``max_requests`` and ``seconds`` (after ``warmup_seconds`` not
-    counted); the server listens on 127.0.0.1 only."""
+    counted); the server listens on 127.0.0.1 only. ``rate_per_user`` (one number, or one per
+    endpoint; default :data:`RATE_PER_USER`) is each user's pace; 0 sends back to back (a closed
+    loop that measures the load generator's own limits as much as the server's)."""
+    rates = dict(RATE_PER_USER) if rate_per_user is None else (
+        {e: float(rate_per_user) for e in ENDPOINTS} if isinstance(rate_per_user, (int, float))
+        else {**RATE_PER_USER, **rate_per_user})
     export_dir = _export_folder(export_dir)
     port = free_port()
     t_start = time.perf_counter()
@@ -252,7 +264,7 @@ def run_locust(export_dir=None, users: int = 32, max_requests: int = 20_000, sec
             spec = {"host": f"http://127.0.0.1:{port}", "users": int(users), "max_requests": int(max_requests),
                     "seconds": float(seconds), "warmup_seconds": float(warmup_seconds), "k": int(k),
                     "endpoints": list(endpoints), "ids": _locust_ids(export_dir, 4096, seed),
-                    "server_pid": proc.pid}
+                    "server_pid": proc.pid, "rates": rates}
             spec_path = Path(tmp) / "spec.json"
             spec_path.write_text(json.dumps(spec))
             budget = len(endpoints) * (seconds + warmup_seconds + 30) + 60
@@ -266,7 +278,8 @@ def run_locust(export_dir=None, users: int = 32, max_requests: int = 20_000, sec
     result = {"tool": "locust", "users": int(users), "k": int(k), "server_workers": int(workers or 1),
               "server_cache": bool(cache), "server_startup_s": round(startup_s, 2), "export_dir": str(export_dir),
               "target_p99_ms": {"recommendations": 30.0, "similar": 30.0, "basket": 100.0},
-              "errors": int(sum(ph["errors"] for ph in phases.values())), "endpoints": phases}
+              "rate_per_user": rates, "errors": int(sum(ph["errors"] for ph in phases.values())),
+              "endpoints": phases}
     for name, ph in phases.items():
         for key in ("requests", "errors", "p50_ms", "p99_ms", "throughput_rps", "server_cpu_ms_per_request"):
             result[f"{name}_{key}"] = ph[key]
@@ -338,7 +351,7 @@ def _locust_phase(user_class, spec: dict, environment, events, gevent) -> dict:
 def _locust_child(spec_path: str) -> int:
     """The locust phases (run in a child process: locust patches the standard library with gevent)."""
     import gevent
-    from locust import FastHttpUser, constant, events, task
+    from locust import FastHttpUser, constant, constant_throughput, events, task
     from locust.env import Environment
 
     spec = json.loads(Path(spec_path).read_text())
@@ -375,6 +388,9 @@ def _locust_child(spec_path: str) -> int:
             self.client.post("/recommendations", json={"product_ids": basket, "k": k}, name="basket")
 
     users = {"recommendations": Recommendations, "similar": Similar, "basket": Basket}
+    for name, user in users.items():
+        rate = float(spec["rates"].get(name, 0.0))
+        user.wait_time = constant_throughput(rate) if rate > 0 else constant(0)
     out = {name: _locust_phase(users[name], spec, Environment, events, gevent) for name in spec["endpoints"]}
     print(json.dumps(out))
     return 0
@@ -392,16 +408,19 @@ def main(argv=None) -> int:
     ap.add_argument("--locust", action="store_true", help="every endpoint under locust (headless)")
     ap.add_argument("--seconds", type=float, default=20.0, help="--locust: seconds per endpoint")
     ap.add_argument("--workers", type=int, default=None, help="uvicorn worker processes")
+    ap.add_argument("--rate-per-user", type=float, default=None,
+                    help="--locust: requests/s per user for every endpoint (0: back to back; default per endpoint)")
     ap.add_argument("--locust-child", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.locust_child:
         return _locust_child(args.locust_child)
+    log = (lambda msg: print(msg, file=sys.stderr)) if args.json else print
     if args.locust:
         res = run_locust(args.export_dir, users=args.concurrency, max_requests=args.requests, seconds=args.seconds,
-                         k=args.k, workers=args.workers, cache=not args.no_cache)
+                         k=args.k, workers=args.workers, cache=not args.no_cache, rate_per_user=args.rate_per_user, log=log)
     else:
         res = run_benchmark(args.export_dir, args.requests, args.concurrency, args.k, max_seconds=args.max_seconds,
-                            cache=not args.no_cache, workers=args.workers)
+                            cache=not args.no_cache, workers=args.workers, log=log)
     if args.json:
         print(json.dumps(res, indent=2))
     return 0 if res["errors"] == 0 else 1
