@@ -27,8 +27,13 @@ _DECIMAL = re.compile(r"-?[0-9]{1,64}")  # leading zeros allowed; the range is c
 
 def as_id_array(values) -> np.ndarray:
     """Ids read from a file as an ``int64`` array (integer dtypes) or an object array of ``str``."""
-    arr = (values.to_numpy(zero_copy_only=False) if isinstance(values, (pa.Array, pa.ChunkedArray))
-           else np.asarray(values))
+    if isinstance(values, (pa.Array, pa.ChunkedArray)):
+        arr = values.to_numpy(zero_copy_only=False)
+    elif isinstance(values, (list, tuple)):  # not through a fixed-width text array: it drops trailing NULs
+        arr = np.asarray(values) if all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+                                        for v in values) else np.asarray(values, dtype=object)
+    else:
+        arr = np.asarray(values)
     if arr.dtype.kind in "iu":
         return arr.astype(np.int64)
     if arr.dtype.kind == "f" and len(arr) and np.isfinite(arr).all() and (arr == np.round(arr)).all():
