@@ -282,12 +282,11 @@ def test_known_customer_equals_the_export(client, world):
     assert three == deeper[:3]
 
 
-def test_unknown_customer_gets_the_cold_start_list(client, world):
+def test_unknown_customer_is_a_404_and_the_cold_start_list_has_its_own_endpoint(client, world):
     r = client.get("/customers/987654321/recommendations", params={"k": 7})
-    assert r.status_code == 200
-    body = r.json()
-    assert body["known_customer"] is False and len(body["items"]) == 7
-    assert all(i["reason"] == "trending" and i["customer_id"] == 987654321 for i in body["items"])
+    assert r.status_code == 404 and "987654321" in r.text
+    body = client.get("/recommendations/cold-start", params={"k": 7}).json()
+    assert len(body["items"]) == 7 and all(i["reason"] == "trending" for i in body["items"])
     anon = _read(world["out"], "recommendations")
     anon = anon[anon["customer_id"] == world["cold_ids"][1]]  # no purchases, no segment: the same list
     assert [i["product_id"] for i in body["items"]] == anon["product_id"].tolist()[:7]
@@ -296,7 +295,7 @@ def test_unknown_customer_gets_the_cold_start_list(client, world):
 def test_validation_errors(client):
     assert client.get("/customers/1/recommendations", params={"k": 0}).status_code == 422
     assert client.get("/customers/1/recommendations", params={"k": 101}).status_code == 422
-    assert client.get("/customers/abc/recommendations").status_code == 422
+    assert client.get("/customers/abc/recommendations").status_code == 404  # ids are text: unknown, not malformed
     assert client.get("/products/1/similar", params={"k": 101}).status_code == 422
     for body in ({"k": 3}, {"product_ids": []}, {"product_ids": "x"}, {"product_ids": [1], "k": 0},
                  {"product_ids": [1], "k": 101}):

@@ -8,7 +8,6 @@ The export is written by :func:`helpers.export.production.export` as in
 
 from __future__ import annotations
 
-import json
 import math
 import shutil
 from pathlib import Path
@@ -18,6 +17,8 @@ import pandas as pd
 import pytest
 
 pytest.importorskip("fastapi")
+
+from helpers.tuning import save_tuning  # noqa: E402
 
 TOP_N = 10
 COMPONENTS = ["global_popularity", "buy_again", "als", "itemknn", "ease", "content"]
@@ -105,7 +106,7 @@ def export_world(tmp_path_factory):
     pd.concat([cust, extra], ignore_index=True).to_parquet(processed / "dim_customer.parquet", index=False)
     tables = root / "tables"
     tables.mkdir()
-    (tables / "tuning.json").write_text(json.dumps(tuning(), indent=2))
+    save_tuning(tuning(), tables)
     out = root / "exports"
     manifest = export(processed, tables, out, top_n=TOP_N, n_similar=5, seed=0, api_top_n=30, chunk_size=64)
     relabel_export(out, root / "exports_text")
