@@ -222,6 +222,16 @@ class ProductionModel:
         return (rows >= 0) & (self.history[np.maximum(rows, 0)] > 0)
 
 
+def promotions_needed(hybrid: dict) -> bool:
+    """Whether a protocol's hybrid reads ``dim_promotion``: its promotion rule, or a re-ranker reading
+    the promotion calendar (:mod:`helpers.features.signals`)."""
+    def reads(cfg: dict) -> bool:
+        ranker = cfg.get("ranker") or {}
+        return bool(float(cfg.get("rules", {}).get("promo_boost") or 0)) or \
+            "calendar" in (ranker.get("params", {}).get("signal_groups") or ())
+    return any(reads(cfg) for cfg in hybrid.values())
+
+
 def fit_production(tables: dict, tuning: dict, fingerprint: str | None = None, seed: int = 0,
                    log=None, tables_dir=None, cache_dir=None) -> ProductionModel:
     """Refit the tuned hybrids (``all`` and ``new``) and the cold-start models on all data.
@@ -239,7 +249,7 @@ def fit_production(tables: dict, tuning: dict, fingerprint: str | None = None, s
     if "hybrid" not in tuning:
         raise KeyError("the tuning files have no 'hybrid' entry: run the hybrid notebook (06) first")
     hyb = tuning["hybrid"]
-    needs_promos = any(float(hyb[p]["rules"].get("promo_boost") or 0) for p in hyb)
+    needs_promos = promotions_needed(hyb)
     fit = production_fit_data(tables, needs_promos)
     if cache_dir is not None and fingerprint:
         model_cache.enable(fit, cache_dir, fingerprint, models.PRODUCTION_STAGE)
@@ -329,7 +339,7 @@ def export(processed_dir=None, tables_dir=None, export_dir=None, top_n: int = 10
     export_dir = Path(export_dir) if export_dir else default_export_dir(processed_dir)
     if tuning is None:
         tuning = models.load_tuning(tables_dir or config.TABLES_DIR)
-    needs_promos = any(float(v["rules"].get("promo_boost") or 0) for v in tuning.get("hybrid", {}).values())
+    needs_promos = promotions_needed(tuning.get("hybrid", {}))
     from_processed = tables is None  # then the fingerprint of the processed folder is the one of these tables
     if tables is None:
         names = ["fact_transactions", "dim_customer", "dim_product", "customer_exposure"]

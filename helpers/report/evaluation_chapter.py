@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from helpers.data.star import load_tables
+from helpers.data.star import load_meta, load_tables
 from helpers.features.segments import SEGMENT_TYPES
 from helpers.report import comparison, dashboard, display, summary
 from helpers.report import plotting as P
@@ -33,16 +33,19 @@ class Evaluation:
     reports_dir: object
     paired_boot: int
     seed: int
+    dataset: str = "unknown"
+    tables_dir: object = None
 
 
 def run(processed_dir=None, reports_dir=None, test_days: int = 28, valid_days: int = 28, n_boot: int = 1000,
-        paired_boot: int = 2000, seed: int = 0) -> Evaluation:
+        paired_boot: int = 2000, seed: int = 0, dataset: str = "unknown") -> Evaluation:
     P.set_style()
     dirs = report_dirs(reports_dir)
     tables = load_tables(processed_dir, names=TABLES,
                          columns={"dim_promotion": ["product_id", "start_date", "end_date"]})  # the promotion rule
     split, test = models.prepare_stages(tables, test_days, valid_days, processed_dir, names=("test",))
-    models.evaluate_hybrid(test, dirs["tables"], n_boot=n_boot, seed=seed)  # the hybrid tuned in 06, scored once
+    models.evaluate_hybrid(test, dirs["tables"], n_boot=n_boot, seed=seed, dataset=dataset,  # tuned in 06, scored once
+                           fingerprint=load_meta(processed_dir).get("fingerprint"))
     metrics, predictions = dashboard.collect(dirs["tables"])
     comparisons = {}
     for protocol in ("all", "new"):
@@ -51,7 +54,7 @@ def run(processed_dir=None, reports_dir=None, test_days: int = 28, valid_days: i
                                                   seed=seed) | {"baseline": other}
     glue_all(summary.glue_values(metrics, comparisons, test_days)
              | {"eval_test_start": str(split.test_start.date()), "eval_test_end": str(split.end.date())})
-    return Evaluation(metrics, predictions, test, comparisons, reports_dir, paired_boot, seed)
+    return Evaluation(metrics, predictions, test, comparisons, reports_dir, paired_boot, seed, dataset, dirs["tables"])
 
 
 def model_comparison(e: Evaluation) -> None:
@@ -89,3 +92,12 @@ def coverage_novelty(e: Evaluation):
     return display.table(table, formats={"coverage@10": "{:.2%}", "novelty@10": "{:.2f}"},
                          note="Coverage: share of the catalog in at least one top-10 list. Novelty: mean "
                               "self-information of the recommended products in bits (higher: less popular).")
+
+
+def test_ledger(e: Evaluation):
+    """Every hybrid configuration scored on this dataset's test window, this run's included
+    (:mod:`helpers.tuning.ledger`); glues how many there are."""
+    ledger = pd.read_csv(e.tables_dir / "test_ledger.csv", dtype={"config_hash": "string"})
+    mine = ledger.loc[ledger["dataset"] == e.dataset].drop(columns=["dataset"])
+    glue_all({"ledger_n_configurations": int(len(mine))})
+    return display.table(mine.rename(columns={"ndcg5_all": "NDCG@5 all", "ndcg5_new": "NDCG@5 new"}))

@@ -136,8 +136,8 @@ def schema(x: Export):
 def api_calls(x: Export, base: str = "http://127.0.0.1:8000") -> Markdown:
     """The API calls of the delivery section, with a customer and products of this export."""
     rec = pd.read_parquet(x.out_dir / "recommendations.parquet", columns=["customer_id", "product_id"])
-    customer = int(rec["customer_id"].iloc[0])
-    basket = [int(p) for p in rec.loc[rec["customer_id"] == customer, "product_id"].iloc[:2]]
+    customer = rec["customer_id"].tolist()[0]  # the source's own ids: integers or text
+    basket = rec.loc[rec["customer_id"] == customer, "product_id"].iloc[:2].tolist()
     return Markdown(f"""```bash
 make serve    # uvicorn helpers.serving.api:app on {base}
 
