@@ -6,10 +6,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pandas as pd
-from IPython.display import HTML
+from IPython.display import HTML, Markdown
 
+from helpers.data.check import check_folder, check_source
 from helpers.data.schema import data_dictionary
-from helpers.data.star import build_star_schema, key_checks, load_tables, row_counts, source_params
+from helpers.data.star import (
+    build_star_schema,
+    decode_ids,
+    key_checks,
+    load_ids,
+    load_tables,
+    row_counts,
+    source_params,
+)
 from helpers.report import codemap, display
 from helpers.report.glue import glue_all
 
@@ -18,6 +27,9 @@ from helpers.report.glue import glue_all
 class Star:
     tables: dict
     meta: dict
+    dataset: str = "completejourney"
+    data_dir: object = None
+    processed_dir: object = None
 
 
 def build(dataset: str, data_dir=None, processed_dir=None, **knobs) -> Star:
@@ -35,7 +47,7 @@ def build(dataset: str, data_dir=None, processed_dir=None, **knobs) -> Star:
               "n_days_covered": int((fact["date"].max() - fact["date"].min()).days) + 1,
               "data_fingerprint": meta["fingerprint"]})
     glue_all({"code_map": HTML(codemap.code_map_html(codemap.code_map()))})
-    return Star(tables, meta)
+    return Star(tables, meta, dataset, data_dir, processed_dir)
 
 
 def counts(s: Star):
@@ -53,7 +65,23 @@ def added_rows(s: Star):
 
 
 def fact_sample(s: Star, n: int = 8):
-    return display.table(s.tables["fact_transactions"].head(n), decimals=2)
+    """The first fact rows with the source's own identifiers (the star schema holds their codes)."""
+    rows = decode_ids(s.tables["fact_transactions"].head(n), load_ids(s.processed_dir))
+    return display.table(rows, decimals=2)
+
+
+def data_check(s: Star) -> Markdown:
+    """The data check a user runs first (``python -m helpers.pipeline check``), on this source:
+    a ``files`` folder as it was sent (file names, extra columns), another source on the tables
+    just built. Glues the number of errors and warnings."""
+    if s.dataset == "files":
+        report = check_folder(s.data_dir)
+    else:
+        report = check_source(s.dataset, s.data_dir, tables=s.tables)
+    f = report.findings()
+    glue_all({"check_errors": int((f["level"] == "error").sum()) if len(f) else 0,
+              "check_warnings": int((f["level"] == "warning").sum()) if len(f) else 0})
+    return Markdown(report.markdown())
 
 
 def dictionary():
