@@ -10,7 +10,8 @@ import sys
 import pytest
 
 from helpers import config
-from helpers.pipeline.run import notebook_parameters, numbered_notebooks, parse_params
+from helpers.pipeline.params import notebook_parameters, parse_params
+from helpers.pipeline.run import numbered_notebooks
 
 from tests.conftest import TINY
 
