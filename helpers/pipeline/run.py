@@ -44,8 +44,14 @@ from helpers.atomic import write_json
 from helpers.config import code_hash
 from helpers.export.production import default_export_dir
 from helpers.pipeline import cache
-from helpers.pipeline.execute import Children, NotebookFailed, Stopped, failed_cell, hide_parameter_cells, \
-    papermill_command
+from helpers.pipeline.execute import (
+    Children,
+    NotebookFailed,
+    Stopped,
+    failed_cell,
+    hide_parameter_cells,
+    papermill_command,
+)
 from helpers.pipeline.graph import DEPENDS_ON, check_graph, run_graph, start_order
 from helpers.pipeline.params import RESERVED, ParameterError, notebook_parameters, validate
 from helpers.pipeline.staging import Staging

@@ -12,7 +12,6 @@ import pytest
 from helpers import config
 from helpers.pipeline.params import notebook_parameters, parse_params
 from helpers.pipeline.run import numbered_notebooks
-
 from tests.conftest import TINY
 
 
