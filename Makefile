@@ -43,5 +43,5 @@ bench: $(STAMP)  ## Run the benchmarks (reports/benchmarks/bench.json, book page
 	$(PY) -m helpers.bench $(ARGS)
 
 clean:  ## Remove generated outputs (keeps .venv)
-	rm -rf _build reports/executed reports/tables reports/figures reports/failed reports/.staging
+	rm -rf _build reports/executed reports/tables reports/figures reports/failed reports/.staging*
 	find data/processed data/exports -type f ! -name .gitkeep -delete 2>/dev/null || true
