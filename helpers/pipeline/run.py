@@ -180,6 +180,10 @@ def run(dataset: str = config.DEFAULT_DATASET, data_dir=None, output_dir=None, p
                                         {k: v for k, v in nb_params(nb, final).items() if k != "reports_dir"},
                                         [keys[d] for d in depends_on[nb.stem] if d in keys])
 
+    elsewhere = Staging(processed, reports_dir, export_dir, depends_on).other_filesystems()
+    if elsewhere:
+        raise ParameterError(f"{[str(p) for p in elsewhere]} is on another filesystem than {reports_dir}: a run "
+                             "publishes its outputs by renaming them from there; choose folders on one disk")
     env = {**os.environ, **kernel_environment(jobs)}
     children = Children()
     timings: dict[str, float] = {}

@@ -62,6 +62,16 @@ class Staging:
         self.keep_reports, self.link_subfolders = keep_reports, link_subfolders
         self.promoted = False
 
+    def other_filesystems(self) -> list[Path]:
+        """Published folders that are not on the staging folder's filesystem (they cannot be renamed into place)."""
+        def device(path: Path) -> int:
+            while not path.exists():
+                path = path.parent
+            return path.stat().st_dev
+
+        here = device(self.root)
+        return [p for p in self.published.values() if device(p) != here]
+
     def prepare(self) -> None:
         """Create the staging folder from the published outputs (see the module conventions)."""
         shutil.rmtree(self.root, ignore_errors=True)

@@ -267,6 +267,21 @@ def test_run_refuses_an_invalid_graph_zero_jobs_and_bad_values_before_any_work(f
     assert cmd.calls == [] and not (tmp_path / "o").exists()
 
 
+def test_outputs_on_another_filesystem_are_refused_before_any_work(fake_project, tmp_path):
+    from helpers.pipeline.staging import Staging
+
+    stage = Staging(tmp_path / "p", tmp_path / "p" / "reports", tmp_path / "p" / "exports", FAKE_GRAPH)
+    assert stage.other_filesystems() == []
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or shm.stat().st_dev == tmp_path.stat().st_dev:
+        pytest.skip("no second filesystem here")
+    cmd = FakeCommand(FAKE_SPECS)
+    with pytest.raises(ParameterError, match="another filesystem"):
+        run("synthetic", output_dir=tmp_path / "o", notebooks_dir=fake_project, log=lambda s: None,
+            depends_on=FAKE_GRAPH, command=cmd, params={"export_dir": str(shm / f"recbook-{os.getpid()}")})
+    assert cmd.calls == [] and not (tmp_path / "o").exists()
+
+
 INTERRUPTED = textwrap.dedent("""
     import json, sys
     from pathlib import Path
