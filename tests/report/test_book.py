@@ -23,7 +23,6 @@ import pytest
 from helpers import config
 from helpers.pipeline.book import build, prepare_root
 from helpers.report.glue import read_glue
-
 from tests.conftest import TINY, in_ci
 
 pytestmark = pytest.mark.slow
@@ -219,7 +218,7 @@ def render(exe: str, page: Path, profile: Path, screenshot: Path | None = None) 
 
 def test_browser_shows_glued_headline_and_no_traceback(run_dir, html_dir, browser, tmp_path):
     m = pd.read_csv(run_dir / "reports" / "tables" / "metrics.csv")
-    shots = config.REPORTS_DIR / "screenshots"
+    shots = tmp_path / "screenshots"  # never the checkout's reports/
     landing = render(browser, html_dir / "book" / "index.html", tmp_path / "p1", shots / "landing.png")
     evaluation = render(browser, html_dir / "reports" / "executed" / "07_evaluation.html", tmp_path / "p2",
                         shots / "evaluation.png")
