@@ -52,5 +52,5 @@ sample: $(STAMP)  ## Generate data/sample/, a small folder of retailer files wit
 	$(PY) -m helpers.data.sample data/sample
 
 clean:  ## Remove generated outputs (keeps .venv)
-	rm -rf _build reports/executed reports/tables reports/figures reports/failed reports/.staging
+	rm -rf _build reports/executed reports/tables reports/figures reports/failed reports/.staging*
 	find data/processed data/exports -type f ! -name .gitkeep -delete 2>/dev/null || true

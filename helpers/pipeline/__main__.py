@@ -1,7 +1,63 @@
-"""``python -m helpers.pipeline run|params``: see :mod:`helpers.pipeline.run`."""
+"""``python -m helpers.pipeline run|params``: the command line of :mod:`helpers.pipeline.run`."""
 
+from __future__ import annotations
+
+import argparse
 import sys
 
-from helpers.pipeline.run import main
+from helpers import config
+from helpers.pipeline.execute import NotebookFailed
+from helpers.pipeline.params import ParameterError, notebook_parameters, parse_params
+from helpers.pipeline.run import numbered_notebooks, run
 
-sys.exit(main())
+UNCHANGED = ("Nothing was published: the processed data, model cache, exports, tables, figures, "
+             "executed notebooks and run manifest are as they were before this run.")
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m helpers.pipeline",
+                                 description="Run the numbered notebooks end to end with papermill, all or nothing.")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="execute the numbered notebooks (a dependency graph, --jobs at once)")
+    r.add_argument("--dataset", default=config.DEFAULT_DATASET, choices=config.DATASETS)
+    r.add_argument("--data-dir", help="folder of CSV/Parquet tables (dataset 'files')")
+    r.add_argument("--output-dir", help="write the star schema here (exports in OUTPUT_DIR/exports, "
+                                        "reports in OUTPUT_DIR/reports)")
+    r.add_argument("--param", action="append", metavar="KEY=VALUE", help="notebook parameter override")
+    r.add_argument("--only", help="comma-separated notebook numbers, e.g. 00,01")
+    r.add_argument("--no-progress", action="store_true", help="no per-cell progress bar")
+    r.add_argument("--no-cache", action="store_true",
+                   help="execute every notebook and fit every model even if nothing changed")
+    r.add_argument("--jobs", type=int, default=2, metavar="N",
+                   help="notebooks run at once, each in its own kernel (default 2; 1 = one after another)")
+    sub.add_parser("params", help="list the parameters of every notebook")
+    return ap
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    if args.cmd == "params":
+        for nb in numbered_notebooks():
+            print(nb.name)
+            for k, v in notebook_parameters(nb).items():
+                print(f"    {k} = {v!r}")
+        return 0
+    try:
+        run(args.dataset, args.data_dir, args.output_dir, parse_params(args.param),
+            only=args.only.split(",") if args.only else None, progress=not args.no_progress,
+            use_cache=not args.no_cache, jobs=args.jobs)
+    except ParameterError as exc:
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return 2
+    except NotebookFailed as exc:
+        print(f"\nERROR: {exc}\n{UNCHANGED}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt as exc:  # RunInterrupted (SIGTERM) too
+        print(f"\nInterrupted ({exc}): the running notebooks were stopped and the staging folder removed. "
+              f"{UNCHANGED}", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

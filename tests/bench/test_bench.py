@@ -9,29 +9,29 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from helpers.bench import runner as bench
+from helpers.bench import stages, suite
 from helpers.evaluation.metrics import compute_metrics
 from helpers.report import performance
 
 
 # ------------------------------------------------------------ growth exponent
 def test_growth_exponent_known_answer():
-    g = bench.growth_exponents([1, 10, 100], [1, 10, 100])
+    g = suite.growth_exponents([1, 10, 100], [1, 10, 100])
     assert g["pairs"] == pytest.approx([1.0, 1.0])
     assert g["overall"] == pytest.approx(1.0)
 
 
 def test_growth_exponent_quadratic_then_linear_and_unsorted_input():
-    g = bench.growth_exponents([100, 1, 10], [1000, 1, 100])  # 1 -> 10: x100 (2.0), 10 -> 100: x10 (1.0)
+    g = suite.growth_exponents([100, 1, 10], [1000, 1, 100])  # 1 -> 10: x100 (2.0), 10 -> 100: x10 (1.0)
     assert g["pairs"] == pytest.approx([2.0, 1.0])
     assert g["overall"] == pytest.approx(1.5)
 
 
 def test_growth_exponent_skips_missing_points():
-    g = bench.growth_exponents([1, 10, 100], [2, None, 200])
+    g = suite.growth_exponents([1, 10, 100], [2, None, 200])
     assert g["pairs"] == pytest.approx([1.0])
     assert g["overall"] == pytest.approx(1.0)
-    assert bench.growth_exponents([5], [1.0]) == {"pairs": [], "overall": None}
+    assert suite.growth_exponents([5], [1.0]) == {"pairs": [], "overall": None}
 
 
 # -------------------------------------------------- pandas reference metrics
@@ -68,7 +68,7 @@ def test_reference_metrics_agree_with_compute_metrics(seed):
     customer_ids = np.sort(rng.choice(10_000, size=len(topk), replace=False)) + 1
     item_ids = np.sort(rng.choice(100_000, size=rel.shape[1], replace=False)) + 100_001
     pred, relevant, n_rel_s = _long(topk, rel, n_rel, customer_ids, item_ids)
-    ref = bench.reference_metrics(pred, relevant, n_rel_s, k=10)
+    ref = stages.reference_metrics(pred, relevant, n_rel_s, k=10)
     got = compute_metrics(topk, rel, n_rel, ks=(10,))
     for name in ("precision", "recall", "ndcg"):
         np.testing.assert_allclose(got[(name, 10)], ref[name].to_numpy(), rtol=0, atol=1e-9)
@@ -78,7 +78,7 @@ def test_reference_metrics_agree_with_compute_metrics(seed):
 def test_reference_metrics_customer_without_predictions_scores_zero():
     pred = pd.DataFrame({"customer_id": [1, 1], "rank": [1, 2], "product_id": [10, 11]})
     relevant = pd.DataFrame({"customer_id": [1, 2], "product_id": [11, 10]})
-    out = bench.reference_metrics(pred, relevant, pd.Series([1, 1], index=[1, 2]), k=2)
+    out = stages.reference_metrics(pred, relevant, pd.Series([1, 1], index=[1, 2]), k=2)
     assert out.loc[1, "precision"] == pytest.approx(0.5)
     assert out.loc[1, "recall"] == pytest.approx(1.0)
     assert out.loc[1, "ndcg"] == pytest.approx(1 / math.log2(3))
@@ -91,7 +91,7 @@ def test_topk_agreement_identical_ties_and_mismatch():
     sc_a = np.array([[3.0, 2.0, 1.0], [3.0, 2.0, 1.0], [3.0, 2.0, 1.0]])
     ids_b = np.array([[3, 2, 1], [1, 2, 4], [1, 2, 9]])
     sc_b = np.array([[1.0, 2.0, 3.0], [3.0, 2.0, 1.0], [3.0, 2.0, 0.5]])
-    a = bench.topk_agreement(ids_a, sc_a, ids_b, sc_b)
+    a = stages.topk_agreement(ids_a, sc_a, ids_b, sc_b)
     assert (a["identical"], a["ties_only"], a["mismatched"]) == (1, 1, 1)
     assert a["example_mismatched_rows"] == [2] and not a["agree"]
 
@@ -122,15 +122,15 @@ def test_implicit_batch_recommend_agrees_with_project_top_n(small_als):
     als, data, _ = small_als
     warm = np.flatnonzero(np.diff(data.user_items.indptr) > 0)
     p_ids, p_scores = als.recommend(data.customer_ids[warm], k=10, exclude=None)
-    i_cols, i_scores = bench.implicit_recommend(als._model, warm, data.user_items, n=10)
-    a = bench.topk_agreement(p_ids, p_scores, data.item_ids[i_cols], i_scores)
+    i_cols, i_scores = stages.implicit_recommend(als._model, warm, data.user_items, n=10)
+    a = stages.topk_agreement(p_ids, p_scores, data.item_ids[i_cols], i_scores)
     assert a["agree"] and a["n_rows"] == len(warm)
     assert a["identical"] >= 0.9 * len(warm)
 
 
 def test_als_from_factors_scores_like_the_fitted_model(small_als):
     als, data, params = small_als
-    rebuilt = bench.als_from_factors(data, als.user_factors, als.item_factors, **params)
+    rebuilt = stages.als_from_factors(data, als.user_factors, als.item_factors, **params)
     rows = np.arange(data.n_customers)
     np.testing.assert_array_equal(rebuilt.score(rows), als.score(rows))  # incl. the cold row (popularity)
     np.testing.assert_array_equal(rebuilt._model.item_factors, als.item_factors)
@@ -149,9 +149,9 @@ def _fake_bench():
                    "metrics": {**stage(0.1 * t, 0.2), "result": {"evaluated_customers": n // 2, "means": {
                        "precision@10": 0.1, "recall@10": 0.2, "ndcg@10": 0.15}}}}}
     rungs = [rung(10_000, 5_000, 400_000, 1.0), rung(100_000, 20_000, 4_000_000, 12.0)]
-    b = {"schema": bench.SCHEMA_VERSION, "generated_at": "2026-01-01T00:00:00+00:00",
+    b = {"schema": suite.SCHEMA_VERSION, "generated_at": "2026-01-01T00:00:00+00:00",
          "machine": {"cpus": 2, "memory_gib": 24, "python": "3.11"}, "command": ["python", "-m", "helpers.bench"],
-         "cj": {"targets": dict(bench.CJ_TARGETS), "cold_mode": "cache removed",
+         "cj": {"targets": dict(suite.CJ_TARGETS), "cold_mode": "cache removed",
                 "cold": {"pipeline": {"wall_process_s": 200.0, "peak_rss_gib": 3.0, "load_before": [1, 1, 1]},
                          "book": {"wall_process_s": 30.0, "peak_rss_gib": 0.5}, "total_s": 230.0, "ok": True,
                          "notebooks": {"00_data_model.ipynb": 20.0}, "reused_from_cache": []},
@@ -169,7 +169,7 @@ def _fake_bench():
                                                                          "ndcg": 1e-16}}},
                     "content": {"ok": False, "result": None, "error": "boom"}},
          "api": {"available": False}}
-    return bench.merge_results(None, b)
+    return suite.merge_results(None, b)
 
 
 def test_tables_writer_produces_markdown(tmp_path):
@@ -197,16 +197,16 @@ def test_placeholder_is_written_once(tmp_path):
 
 def test_merge_keeps_old_rungs_and_sections():
     old = _fake_bench()
-    new = {"schema": bench.SCHEMA_VERSION, "scale": {"rungs": [
+    new = {"schema": suite.SCHEMA_VERSION, "scale": {"rungs": [
         {**old["scale"]["rungs"][1], "n_customers": 1_000_000, "lines": 40_000_000}]}}
-    merged = bench.merge_results(old, new)
+    merged = suite.merge_results(old, new)
     assert [r["n_customers"] for r in merged["scale"]["rungs"]] == [10_000, 100_000, 1_000_000]
     assert "cj" in merged and "ratios" in merged
     assert len(merged["scale"]["growth"]["generate"]["pairs"]) == 2
 
 
 def test_fixed_tuning_shape():
-    t = bench.fixed_tuning()
+    t = stages.fixed_tuning()
     assert set(t["hybrid"]) == {"all", "new"}
     assert "buy_again" not in t["hybrid"]["new"]["weights"]
     assert t["als"]["all"]["factors"] == 64 and t["als"]["all"]["iterations"] == 10

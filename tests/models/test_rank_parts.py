@@ -62,10 +62,10 @@ def test_top_k_parts_equals_dense_top_k_with_ties_boosts_and_exclusions(seed):
 
 
 @pytest.fixture(scope="module")
-def stage(tiny_tables):
+def stage(tiny_tables, tmp_path_factory):
     from helpers.tuning import workflow as models
 
-    split, valid, test = models.prepare_stages(tiny_tables, 28, 28)
+    split, valid, test = models.prepare_stages(tiny_tables, 28, 28, processed_dir=tmp_path_factory.mktemp("processed"))
     return valid
 
 

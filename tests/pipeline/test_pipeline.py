@@ -6,11 +6,13 @@ import json
 import re
 import subprocess
 import sys
+import time
 
 import pytest
 
 from helpers import config
-from helpers.pipeline.run import notebook_parameters, numbered_notebooks, parse_params
+from helpers.pipeline.params import notebook_parameters
+from helpers.pipeline.run import numbered_notebooks
 from tests.conftest import TINY
 
 
@@ -45,11 +47,6 @@ def test_every_notebook_has_one_parameters_cell():
         # papermill must read every assignment (a line it cannot parse is not overridable with --param)
         assigned = {ln.split("=")[0].strip() for ln in src.splitlines() if re.match(r"^[A-Za-z_]\w*\s*=", ln)}
         assert set(notebook_parameters(path)) == assigned, path.name
-
-
-def test_parse_params_types():
-    assert parse_params(["k=10", "alpha=0.5", "flag=true", "name=abc", "grid=[1,2]"]) == {
-        "k": 10, "alpha": 0.5, "flag": True, "name": "abc", "grid": [1, 2]}
 
 
 def _run(*args, cwd=config.PROJECT_ROOT):
@@ -104,3 +101,31 @@ def test_rerun_with_nothing_changed_reuses_and_a_parameter_change_reruns(tmp_pat
     changed = _run("--dataset", "synthetic", "--output-dir", str(out), "--only", "00",
                    *params[:-1], "--param=seed=2")
     assert changed.returncode == 0 and "reused" not in changed.stdout
+
+
+def _tree(folder):
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and "failed" not in p.relative_to(folder).parts}
+
+
+@pytest.mark.slow
+def test_sigterm_mid_notebook_keeps_the_previous_outputs_and_removes_the_staging(tmp_path):
+    out = tmp_path / "out"
+    params = [f"--param={k}={v}" for k, v in TINY.items()]
+    good = _run("--dataset", "synthetic", "--output-dir", str(out), "--only", "00", *params)
+    assert good.returncode == 0, good.stderr[-2000:]
+    before = _tree(out)
+    proc = subprocess.Popen([sys.executable, "-m", "helpers.pipeline", "run", "--no-progress", "--no-cache",
+                             "--dataset", "synthetic", "--output-dir", str(out), "--only", "00", *params[:-1],
+                             "--param=seed=5"], cwd=config.PROJECT_ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not list((out / "reports").glob(".staging-*/logs/00_data_model.log")) and time.time() < deadline:
+        time.sleep(0.1)
+    time.sleep(3)  # the notebook's kernel is running
+    assert proc.poll() is None, "the run ended before it could be interrupted"
+    proc.terminate()
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "Nothing was published" in err
+    assert _tree(out) == before
+    assert not list((out / "reports").glob(".staging-*"))
