@@ -46,7 +46,7 @@ bench: $(STAMP)  ## Run the benchmarks (reports/benchmarks/bench.json, book page
 
 check: $(STAMP)  ## Check a folder of your own files without running models (DATA=folder)
 	@test -n "$(DATA)" || { echo "usage: make check DATA=path/to/folder"; exit 2; }
-	$(PY) -m helpers.data.check --data-dir $(DATA)
+	$(PY) -m helpers.pipeline check --data-dir $(DATA)
 
 sample: $(STAMP)  ## Generate data/sample/, a small folder of retailer files with text ids and a recbook.toml
 	$(PY) -m helpers.data.sample data/sample

@@ -315,7 +315,7 @@ def _isin(values: pd.Series, known: pd.Series) -> pd.Series:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m helpers.data.check", description=__doc__,
+    ap = argparse.ArgumentParser(prog="python -m helpers.pipeline check", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data-dir", required=True, help="the folder of the retailer's files")
     ap.add_argument("--test-days", type=int, default=TEST_DAYS)

@@ -1,4 +1,5 @@
-"""``python -m helpers.pipeline run|params``: the command line of :mod:`helpers.pipeline.run`."""
+"""``python -m helpers.pipeline run|params|check``: the command line of :mod:`helpers.pipeline.run`
+and of the data check (:mod:`helpers.data.check`)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import argparse
 import sys
 
 from helpers import config
+from helpers.data import check
 from helpers.pipeline.execute import NotebookFailed
 from helpers.pipeline.params import ParameterError, notebook_parameters, parse_params
 from helpers.pipeline.run import numbered_notebooks, run
@@ -31,10 +33,15 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--jobs", type=int, default=2, metavar="N",
                    help="notebooks run at once, each in its own kernel (default 2; 1 = one after another)")
     sub.add_parser("params", help="list the parameters of every notebook")
+    sub.add_parser("check", add_help=False, help="validate a data folder without running models "
+                                                 "(python -m helpers.pipeline check --help)")
     return ap
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["check"]:
+        return check.main(argv[1:])
     args = parser().parse_args(argv)
     if args.cmd == "params":
         for nb in numbered_notebooks():

@@ -115,3 +115,15 @@ def test_the_command_refuses_bad_values_with_one_message_and_no_traceback(tmp_pa
                          cwd=config.PROJECT_ROOT, capture_output=True, text=True)
     assert res.returncode == 2 and words in res.stderr and "Traceback" not in res.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_pipeline_check_runs_the_data_check(tmp_path):
+    import subprocess
+    import sys
+
+    from helpers import config
+
+    res = subprocess.run([sys.executable, "-m", "helpers.pipeline", "check", "--data-dir", str(tmp_path)],
+                         capture_output=True, text=True, cwd=config.PROJECT_ROOT, timeout=300)
+    assert res.returncode == 1 and "Traceback" not in res.stderr + res.stdout
+    assert "fact_transactions" in res.stdout  # an empty folder: the missing required files are named
