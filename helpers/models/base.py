@@ -26,12 +26,12 @@ import scipy.sparse as sp
 
 from helpers.models.fitdata import FitData, make_fit_data
 from helpers.models.ranking import excluded_matrix, mask_excluded, stable_dot, top_k, top_k_parts
-from helpers.models.threads import THREADS_ENV, THREADS_FILE_ENV, map_blocks, n_threads
+from helpers.models.threads import THREADS_ENV, map_blocks, n_threads
 
 __all__ = [
     "DEFAULT_CHUNK", "Recommender",
     # re-exported from their own modules
-    "THREADS_ENV", "THREADS_FILE_ENV", "FitData", "excluded_matrix", "make_fit_data", "map_blocks", "mask_excluded", "n_threads",
+    "THREADS_ENV", "FitData", "excluded_matrix", "make_fit_data", "map_blocks", "mask_excluded", "n_threads",
     "stable_dot", "top_k", "top_k_parts",
 ]
 

@@ -19,9 +19,6 @@ __all__ = ["THREADS_ENV", "blas_limits", "map_blocks", "n_threads"]
 
 #: Environment variable with the thread budget of this process; unset, empty or 0: every core.
 THREADS_ENV = "RECBOOK_THREADS"
-#: Transitional, read by nothing: ``helpers.pipeline.run`` still imports it (it used to name a
-#: thread-budget file); delete it with that import once the pipeline sets ``RECBOOK_THREADS``.
-THREADS_FILE_ENV = "RECBOOK_THREADS_FILE"
 
 
 def n_threads(requested: int = 0) -> int:

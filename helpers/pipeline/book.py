@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from helpers import config
-from helpers.report.performance import write_placeholder
+from helpers.report.performance import page_listed, write_placeholder
 
 
 def jupyter_book_exe() -> str:
@@ -49,6 +49,16 @@ def prepare_root(reports_dir: Path, dest: Path) -> Path:
     bench = Path(reports_dir) / "benchmarks"
     if bench.is_dir():
         shutil.copytree(bench, dest / "reports" / "benchmarks", dirs_exist_ok=True)
+    manifest = Path(reports_dir) / "run_manifest.json"
+    if manifest.exists():  # the Performance page shows the run's own timings
+        shutil.copy(manifest, dest / "reports" / "run_manifest.json")
+    return dest
+
+
+def toc_without(toc: Path, dest: Path, drop: str) -> Path:
+    """A copy of the table of contents ``toc`` at ``dest`` without the entry ``file: drop``."""
+    lines = [line for line in Path(toc).read_text().splitlines() if line.strip() != f"- file: {drop}"]
+    dest.write_text("\n".join(lines) + "\n")
     return dest
 
 
@@ -60,6 +70,9 @@ def build(root: Path = config.PROJECT_ROOT, strict: bool = True, build_dir: Path
     staging = root / ".book-staging"
     shutil.rmtree(staging, ignore_errors=True)
     cmd = [jupyter_book_exe(), "build", str(root), "--path-output", str(staging)]
+    if not page_listed(root / "reports" / "benchmarks"):  # neither a run manifest nor a bench: no such page
+        staging.mkdir(parents=True)
+        cmd += ["--toc", str(toc_without(root / "_toc.yml", staging / "_toc.yml", "book/performance"))]
     if strict:
         cmd += ["-W", "-n", "--keep-going"]
     res = subprocess.run(cmd, cwd=root)

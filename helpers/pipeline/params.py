@@ -18,6 +18,7 @@ from datetime import date
 from pathlib import Path
 
 from helpers import config
+from helpers.features.signals import SIGNAL_GROUPS
 
 #: Parameters the pipeline sets itself (``--dataset``, ``--data-dir``, ``--output-dir``).
 RESERVED = ("dataset", "data_dir", "processed_dir", "reports_dir")
@@ -126,6 +127,10 @@ RULES: dict[str, Rule] = {
     "ranker_max_leaf_nodes": int_at_least(2),
     "ranker_min_samples_leaf": COUNT,
     "ranker_negative_rate": SHARE,
+    "ranker_protocols": Rule(lambda v: isinstance(v, list) and set(v) <= {"all", "new"} and len(set(v)) == len(v),
+                             'a list of distinct protocols among "all" and "new" (may be empty)'),
+    "ranker_signals": Rule(lambda v: isinstance(v, list) and set(v) <= set(SIGNAL_GROUPS) and len(set(v)) == len(v),
+                           f"a list of distinct signal groups among {list(SIGNAL_GROUPS)} (may be empty)"),
     "availability_days": optional(DAYS),
     "max_per_category": optional(COUNT),
     "promo_boost": number_between(0),

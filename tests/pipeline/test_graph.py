@@ -133,3 +133,14 @@ def test_run_graph_an_interrupt_while_waiting_aborts_and_propagates():
 def test_run_graph_rejects_zero_jobs():
     with pytest.raises(ValueError):
         run_graph(["00_a"], {"00_a": ()}, 0, lambda n: None, lambda n, v: None)
+
+
+def test_toc_without_drops_one_entry_only(tmp_path):
+    from helpers import config
+    from helpers.pipeline.book import toc_without
+
+    out = toc_without(config.PROJECT_ROOT / "_toc.yml", tmp_path / "toc.yml", "book/performance")
+    kept = out.read_text()
+    assert "book/performance" not in kept and "book/methods" in kept and "reports/executed/07_evaluation" in kept
+    original = (config.PROJECT_ROOT / "_toc.yml").read_text()
+    assert len(original.splitlines()) == len(kept.splitlines()) + 1

@@ -9,7 +9,7 @@ import pytest
 
 #: module -> names imported from it outside these four subpackages (helpers/, notebooks/, tests/)
 USED_ELSEWHERE = {
-    "helpers.models.base": ["FitData", "Recommender", "make_fit_data", "n_threads", "top_k", "THREADS_FILE_ENV"],
+    "helpers.models.base": ["FitData", "Recommender", "make_fit_data", "n_threads", "top_k"],
     "helpers.models.hybrid": ["Hybrid", "Rules", "diversify", "item_attribute", "minmax_rows"],
     "helpers.evaluation.metrics": ["SUMMARY_COLUMNS", "Split", "compute_metrics", "evaluation_set",
                                    "paired_bootstrap", "relevance_matrix", "select_window", "temporal_split"],
