@@ -456,8 +456,11 @@ def stage_command(cmd: list[str], cwd: str | None = None, env: dict | None = Non
     return {"cmd": cmd, "seconds": round(time.perf_counter() - t, 3)}
 
 
-def stage_api(export_dir: str, n_requests: int = 10_000, concurrency: int = 8) -> dict:
-    return run_benchmark(export_dir=export_dir, n_requests=n_requests, concurrency=concurrency)
+def stage_api(export_dir: str, n_requests: int = 10_000, concurrency: int = 8, mode: str = "threads",
+              max_seconds: float = 300.0) -> dict:
+    """API latency: ``mode="threads"`` (the project's own client threads) or ``"locust"`` (every endpoint)."""
+    return run_benchmark(export_dir=export_dir, n_requests=n_requests, concurrency=concurrency, mode=mode,
+                         max_seconds=max_seconds)
 
 
 # =========================================================================== #

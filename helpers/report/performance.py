@@ -275,6 +275,19 @@ def render_markdown(bench: dict, image_prefix: str = "../reports/benchmarks/") -
         flat.append(["measured", api.get("measured_at", "?")])
         out.append(_table(["measure", "value"], flat) if flat else "```\n" + json.dumps(res, indent=1) + "\n```")
         out.append("")
+        burst = (api.get("locust") or {})
+        phases = (burst.get("result") or {}).get("endpoints") if burst.get("ok") else None
+        if phases:
+            res = burst["result"]
+            out.append(f"Under load: locust, {res.get('users')} concurrent users, one endpoint at a time "
+                       f"(targets: p99 at most {res['target_p99_ms']['recommendations']:.0f} ms for lists, "
+                       f"{res['target_p99_ms']['basket']:.0f} ms for a basket).\n")
+            rows = [[name, f"{ph['requests']:,}", str(ph["errors"]), f"{ph['p50_ms']:.1f}", f"{ph['p99_ms']:.1f}",
+                     f"{ph['throughput_rps']:.0f}", f"{ph['server_cpu_ms_per_request']:.2f}"]
+                    for name, ph in phases.items()]
+            out.append(_table(["endpoint", "requests", "errors", "p50 (ms)", "p99 (ms)", "requests/s",
+                               "server CPU (ms/request)"], rows))
+            out.append("")
     elif api and api.get("available"):
         first = (api.get("error") or "").strip().splitlines()[:1]
         out.append(f"The API benchmark failed: {first[0] if first else 'no message'}\n")

@@ -210,3 +210,13 @@ def test_fixed_tuning_shape():
     assert set(t["hybrid"]) == {"all", "new"}
     assert "buy_again" not in t["hybrid"]["new"]["weights"]
     assert t["als"]["all"]["factors"] == 64 and t["als"]["all"]["iterations"] == 10
+
+
+def test_performance_tables_show_the_api_under_load():
+    phase = {"requests": 1000, "errors": 0, "p50_ms": 5.0, "p99_ms": 25.5, "throughput_rps": 600.0,
+             "server_cpu_ms_per_request": 0.2}
+    b = {"api": {"available": True, "ok": True, "result": {"p50_ms": 1.0}, "measured_at": "x",
+                 "locust": {"ok": True, "result": {"users": 32, "endpoints": {"basket": phase},
+                                                   "target_p99_ms": {"recommendations": 30.0, "basket": 100.0}}}}}
+    md = performance.render_markdown(b)
+    assert "locust, 32 concurrent users" in md and "| basket | 1,000 | 0 | 5.0 | 25.5 | 600 | 0.20 |" in md
