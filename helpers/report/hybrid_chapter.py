@@ -81,13 +81,19 @@ def weight_search(result: dict) -> None:
 
 
 def ranker_choice(result: dict):
-    """Glue the re-ranker's and the blend's held-out validation NDCG@5 and the choice."""
+    """Glue, per protocol, the re-ranker's and the blend's held-out validation NDCG@5 and the choice
+    (keys ``ranker_<protocol>_valid_ndcg5``, ``ranker_<protocol>_blend_valid_ndcg5``, ``ranker_<protocol>_choice``;
+    ``not offered`` where the re-ranker did not compete)."""
     sel = result["selection"]
-    chosen = sel.loc[sel["chosen"].astype(bool), "method"]
-    values = sel.set_index("method")["valid NDCG@5"] if len(sel) else pd.Series(dtype=float)
-    glue_all({"ranker_choice": chosen.iloc[0] if len(chosen) else "weighted blend (re-ranker off)",
-              "ranker_valid_ndcg5": float(values.get("learned re-ranker", NAN)),
-              "ranker_blend_valid_ndcg5": float(values.get("weighted blend", NAN))})
+    values = {}
+    for protocol in ("all", "new"):
+        mine = sel.loc[sel["protocol"] == protocol] if len(sel) else sel
+        by = mine.set_index("method")["valid NDCG@5"] if len(mine) else pd.Series(dtype=float)
+        chosen = mine.loc[mine["chosen"].astype(bool), "method"] if len(mine) else pd.Series(dtype=object)
+        values |= {f"ranker_{protocol}_choice": chosen.iloc[0] if len(chosen) else "weighted blend (re-ranker not offered)",
+                   f"ranker_{protocol}_valid_ndcg5": float(by.get("learned re-ranker", NAN)),
+                   f"ranker_{protocol}_blend_valid_ndcg5": float(by.get("weighted blend", NAN))}
+    glue_all(values)
     if not len(sel):
         return display.note("The re-ranker is off in this run (use_ranker = False): the blend is used.")
     return display.table(sel)

@@ -80,12 +80,14 @@ def run_hybrid(valid: Stage, tables_dir, names=HYBRID_COMPONENTS, rules=None, ru
         log_table.insert(0, "protocol", protocol)
         trials.append(log_table)
         base = None
-        if ranker is not None and protocol in ranker_protocols:
-            train = [pool_examples(p, history(st)) for p, st in zip(early, earlier)]
-            labels = np.concatenate([ex.y[ex.valid] for ex in train])
-            if labels.all() or not labels.any():
-                raise ValueError("the earlier windows' candidates are all bought or none is: "
-                                 "too little data to train the ranker (turn it off)")
+        train = ([pool_examples(p, history(st)) for p, st in zip(early, earlier)]
+                 if ranker is not None and protocol in ranker_protocols else [])
+        labels = np.concatenate([ex.y[ex.valid] for ex in train]) if train else np.zeros(0, dtype=bool)
+        if train and (labels.all() or not labels.any()):  # nothing to learn from: this protocol keeps the blend
+            if log:
+                log(f"{protocol}: the earlier windows' candidates are all bought or none is: no re-ranker")
+            train = []
+        if train:
             held_out = Ranker(**ranker).fit(train)
             valid_examples = pool_examples(pool, history(valid))
             held_scores = valid_examples.predict_slots(held_out).reshape(pool.cands.shape)
