@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from helpers.features.events import PurchaseEvents, group_median, group_starts
+from helpers.features.events import PurchaseEvents, group_codes, group_median, group_starts
 
 #: columns of :meth:`RepeatCycles.features`, in order
 CYCLE_FEATURES = ("n_occasions", "days_since_last", "own_gap", "product_gap", "expected_gap", "cycle_ratio",
@@ -56,8 +56,7 @@ class RepeatCycles:
     def from_events(cls, ev: PurchaseEvents, item_groups: np.ndarray | None = None, min_gaps: int = 5,
                     prior: float = 5.0) -> RepeatCycles:
         n = ev.n_items
-        groups = np.full(n, -1, dtype=np.int64) if item_groups is None else np.asarray(item_groups, dtype=np.int64)
-        n_groups = int(groups.max()) + 1 if len(groups) and groups.max() >= 0 else 0
+        groups, n_groups = group_codes(item_groups, n)
         keys = ev.pair_keys
         starts = group_starts(keys)
         ends = np.r_[starts[1:], len(keys)]

@@ -99,3 +99,10 @@ def group_median(groups: np.ndarray, values: np.ndarray, n_groups: int) -> np.nd
     hi = starts + counts // 2
     out[g[starts]] = (v[lo] + v[hi]) / 2.0
     return out
+
+
+def group_codes(item_groups: np.ndarray | None, n_items: int) -> tuple[np.ndarray, int]:
+    """``(codes, n_groups)``: each product's group code (``-1`` unknown; all ``-1`` when ``item_groups``
+    is None) and the number of groups."""
+    groups = np.full(n_items, -1, dtype=np.int64) if item_groups is None else np.asarray(item_groups, dtype=np.int64)
+    return groups, (int(groups.max()) + 1 if len(groups) and groups.max() >= 0 else 0)

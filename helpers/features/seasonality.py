@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from helpers.features.events import PurchaseEvents
+from helpers.features.events import PurchaseEvents, group_codes
 
 YEAR_DAYS = 364
 SEASON_FEATURES = ("trend", "season", "group_trend", "group_season")
@@ -60,7 +60,7 @@ class Seasonality:
     def from_events(cls, ev: PurchaseEvents, item_groups: np.ndarray | None = None, recent_days: int = 28,
                     horizon_days: int = 28, prior: float = 10.0) -> Seasonality:
         n = ev.n_items
-        groups = np.full(n, -1, dtype=np.int64) if item_groups is None else np.asarray(item_groups, dtype=np.int64)
+        groups, n_groups = group_codes(item_groups, n)
         recent = ev.age <= recent_days
         back = (ev.age > YEAR_DAYS - horizon_days) & (ev.age <= YEAR_DAYS)
         has_season = ev.span_days >= YEAR_DAYS
@@ -68,7 +68,6 @@ class Seasonality:
         whole = _buyers(ev, everything, ev.cols, n)
         trend = _ratio(_buyers(ev, recent, ev.cols, n), whole, prior)
         season = _ratio(_buyers(ev, back, ev.cols, n), whole, prior) if has_season else np.full(n, np.nan)
-        n_groups = int(groups.max()) + 1 if len(groups) and groups.max() >= 0 else 0
         g_trend = g_season = np.full(n, np.nan)
         if n_groups:
             eg = groups[ev.cols]

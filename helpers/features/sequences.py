@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from helpers.features.events import PurchaseEvents, group_starts
+from helpers.features.events import PurchaseEvents, group_codes, group_starts
 
 SEQUENCE_FEATURES = ("complement", "group_complement")
 
@@ -88,8 +88,7 @@ class Sequences:
     def from_events(cls, ev: PurchaseEvents, item_groups: np.ndarray | None = None, window_days: int = 14,
                     max_items: int = 5000, prior: float = 10.0) -> Sequences:
         n = ev.n_items
-        groups = np.full(n, -1, dtype=np.int64) if item_groups is None else np.asarray(item_groups, dtype=np.int64)
-        n_groups = int(groups.max()) + 1 if len(groups) and groups.max() >= 0 else 0
+        groups, n_groups = group_codes(item_groups, n)
         pair_first = group_starts(ev.pair_keys)
         buyers = np.bincount(ev.cols[pair_first], minlength=n)
         items = np.sort(np.argsort(-buyers, kind="stable")[:max_items]) if n else np.zeros(0, dtype=np.int64)

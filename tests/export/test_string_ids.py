@@ -12,7 +12,7 @@ from helpers.data.sample import write_sample
 from helpers.data.star import build_star_schema
 from helpers.export.production import export
 from helpers.tuning import save_tuning
-from tests.export.test_export_api import _tuning
+from tests.export_fixtures import tuning as _tuning
 
 jsonschema = pytest.importorskip("jsonschema")
 SIZE = dict(n_customers=200, n_products=150, n_days=120, seed=1)
