@@ -8,7 +8,7 @@ JOBS ?= 2
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv book pipeline build-book test lab serve bench clean
+.PHONY: help venv book pipeline build-book test lab serve bench spark-demo clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-12s %s\n", $$1, $$2}'
@@ -42,6 +42,13 @@ serve: $(STAMP)  ## Start the recommendation API on 127.0.0.1:8000
 bench: $(STAMP)  ## Run the benchmarks (reports/benchmarks/bench.json, book page Performance)
 	$(PY) -m helpers.bench $(ARGS)
 
+SPARK_MASTER ?= local[2]
+SPARK_CUSTOMERS ?= 5000
+
+spark-demo: $(STAMP)  ## Run the Spark engine on synthetic data (SPARK_CUSTOMERS=5000, SPARK_MASTER=local[2]; needs Java)
+	$(PY) -m helpers.spark --synthetic $(SPARK_CUSTOMERS) --n-products 1000 --master '$(SPARK_MASTER)' \
+		--export-dir reports/spark_demo/export --output-dir reports/spark_demo $(ARGS)
+
 clean:  ## Remove generated outputs (keeps .venv)
-	rm -rf _build reports/executed reports/tables reports/figures reports/failed reports/.staging
+	rm -rf _build reports/executed reports/tables reports/figures reports/failed reports/.staging reports/spark_demo
 	find data/processed data/exports -type f ! -name .gitkeep -delete 2>/dev/null || true
