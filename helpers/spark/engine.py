@@ -14,6 +14,7 @@ its learned re-ranker (single-machine models of the local engine), bootstrap CIs
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from helpers.spark.split import FitWindow, fit_window, temporal_split
 from helpers.spark.tables import load_star
 from helpers.spark.topn import recommend
 
+LOG = logging.getLogger(__name__)
 MODELS = ("global_popularity", "segmented_popularity", "buy_again", "als")
 DEFAULTS = {
     "stage": "test", "test_days": 28, "valid_days": 28, "ks": (5, 10), "top_n": 10,
@@ -99,6 +101,7 @@ def evaluate_models(spark: SparkSession, tables: dict, params: dict | None = Non
         t = time.perf_counter()
         fitted.fit(name)
         timings[f"{name}_fit_s"] = time.perf_counter() - t
+        LOG.info("spark: %s fitted in %.1f s", name, timings[f"{name}_fit_s"])
         for protocol in p["protocols"]:
             t = time.perf_counter()
             evaluated, prel, excluded = evaluate.evaluation_set(fw, rel, protocol)
@@ -107,6 +110,7 @@ def evaluate_models(spark: SparkSession, tables: dict, params: dict | None = Non
             tables_out.append(evaluate.summarize(pc, segments, name, protocol, p["stage"], p["ks"], p["min_segment"]))
             per[(name, protocol)], recs[(name, protocol)] = pc, r
             timings[f"{name}_{protocol}_score_s"] = time.perf_counter() - t
+            LOG.info("spark: %s %s scored in %.1f s", name, protocol, timings[f"{name}_{protocol}_score_s"])
     metrics = pd.concat(tables_out, ignore_index=True) if tables_out else pd.DataFrame()
     return {"split": split, "metrics": metrics, "per_customer": per, "recs": recs, "fit": fw, "fitted": fitted,
             "segments": segments, "segment_info": seg_info, "relevance": rel, "timings": timings}

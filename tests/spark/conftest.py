@@ -26,7 +26,10 @@ def spark():
     if not _java():
         pytest.skip("no Java runtime on this machine (java not on PATH, JAVA_HOME unset): Spark cannot start; "
                     ".ci/run installs openjdk-17-jre-headless")
-    session = get_session("local[2]", app_name="recbook-tests", shuffle_partitions=4)
+    # tiny queries: interpreted expressions instead of compiling Java code for every new query
+    # (the compilation dominated the suite's time)
+    conf = {"spark.sql.codegen.wholeStage": "false", "spark.sql.codegen.factoryMode": "NO_CODEGEN"}
+    session = get_session("local[2]", app_name="recbook-tests", shuffle_partitions=4, conf=conf)
     yield session
     session.stop()
 
