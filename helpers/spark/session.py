@@ -24,11 +24,13 @@ def java_available() -> bool:
 
 
 def get_session(master: str | None = DEFAULT_MASTER, app_name: str = "recbook-spark",
-                shuffle_partitions: int = DEFAULT_SHUFFLE_PARTITIONS, driver_memory: str | None = None,
+                shuffle_partitions: int = DEFAULT_SHUFFLE_PARTITIONS, driver_memory: str | None = "3g",
                 conf: dict | None = None) -> SparkSession:
     """A SparkSession with the engine's settings (an active session is reused and reconfigured).
 
-    ``master`` None leaves it to ``spark-submit`` (cluster runs)."""
+    ``master`` None leaves it to ``spark-submit`` (cluster runs). ``driver_memory`` (default 3g;
+    Spark's own default of 1g ran out of heap on a few thousand customers) applies only when
+    this call starts the JVM."""
     builder = SparkSession.builder.appName(app_name)
     if master:
         builder = builder.master(master)

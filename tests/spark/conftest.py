@@ -29,7 +29,8 @@ def spark():
     # tiny queries: interpreted expressions instead of compiling Java code for every new query
     # (the compilation dominated the suite's time)
     conf = {"spark.sql.codegen.wholeStage": "false", "spark.sql.codegen.factoryMode": "NO_CODEGEN"}
-    session = get_session("local[2]", app_name="recbook-tests", shuffle_partitions=4, conf=conf)
+    session = get_session("local[2]", app_name="recbook-tests", shuffle_partitions=4,
+                          driver_memory="3g", conf=conf)
     yield session
     session.stop()
 
