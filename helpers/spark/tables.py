@@ -89,12 +89,12 @@ def _coerced(df: DataFrame, col: str, dtype: str) -> tuple[Column, Column | None
     if dtype == "int":
         if isinstance(field, (T.LongType, T.IntegerType, T.ShortType, T.ByteType)):
             return raw.cast("long"), None
-        num = raw.cast("double")
+        num = raw.try_cast("double")  # ANSI mode: a plain cast raises on text
         return num.cast("long"), raw.isNotNull() & (num.isNull() | (num != F.round(num)))
     if dtype == "float":
         if isinstance(field, T.NumericType):
             return raw.cast("double"), None
-        num = raw.cast("double")
+        num = raw.try_cast("double")
         return num, raw.isNotNull() & num.isNull()
     if dtype == "bool":
         if isinstance(field, T.BooleanType):
@@ -109,7 +109,7 @@ def _coerced(df: DataFrame, col: str, dtype: str) -> tuple[Column, Column | None
         elif isinstance(field, (T.TimestampType, T.TimestampNTZType, T.DateType)):
             ts, bad = raw.cast("timestamp"), None
         else:
-            ts = F.to_timestamp(raw.cast("string"))
+            ts = F.try_to_timestamp(raw.cast("string"))
             bad = raw.isNotNull() & ts.isNull()
         return (F.date_trunc("DAY", ts) if dtype == "date" else ts), bad
     return raw.cast("string"), None

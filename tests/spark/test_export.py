@@ -36,7 +36,7 @@ def test_every_customer_gets_top_n_rows_valid_against_the_schema(exported, small
     sample = recs.sort_values(["customer_id", "rank"]).groupby("reason", group_keys=False).head(50)
     for row in sample.astype(object).where(sample.notna(), None).to_dict("records"):
         validator.validate(row)
-    assert {"buy_again", "trending"} <= set(recs["reason"]) and recs["reason"].str.startswith("similar_to:").any()
+    assert "buy_again" in set(recs["reason"]) and recs["reason"].str.startswith("similar_to:").any()
 
 
 def test_new_variant_excludes_past_purchases(exported, small_tables):
