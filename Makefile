@@ -10,7 +10,7 @@ DATA ?=
 DATA_ARG := $(if $(DATA),--data-dir $(DATA),)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv book pipeline build-book test lab serve bench clean check sample
+.PHONY: help venv book pipeline build-book test test-spark lab serve bench spark-demo clean check sample
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-12s %s\n", $$1, $$2}'
@@ -35,6 +35,9 @@ book: pipeline build-book  ## Run the whole pipeline on $(DATASET) (default Comp
 test: $(STAMP)  ## Run the test suite
 	$(PY) -m pytest
 
+test-spark: $(STAMP)  ## Run the Spark engine's tests on local[2] (needs Java)
+	$(PY) -m pytest -m spark tests/spark
+
 lab: $(STAMP)  ## Start JupyterLab on the project
 	$(VENV)/bin/jupyter lab --notebook-dir=.
 
@@ -51,6 +54,13 @@ check: $(STAMP)  ## Check a folder of your own files without running models (DAT
 sample: $(STAMP)  ## Generate data/sample/, a small folder of retailer files with text ids and a recbook.toml
 	$(PY) -m helpers.data.sample data/sample
 
+SPARK_MASTER ?= local[2]
+SPARK_CUSTOMERS ?= 5000
+
+spark-demo: $(STAMP)  ## Run the Spark engine on synthetic data (SPARK_CUSTOMERS=5000, SPARK_MASTER=local[2]; needs Java)
+	$(PY) -m helpers.spark --synthetic $(SPARK_CUSTOMERS) --n-products 1000 --master '$(SPARK_MASTER)' \
+		--export-dir reports/spark_demo/export --output-dir reports/spark_demo $(ARGS)
+
 clean:  ## Remove generated outputs (keeps .venv)
-	rm -rf _build reports/executed reports/tables reports/figures reports/failed reports/.staging*
+	rm -rf _build reports/executed reports/tables reports/figures reports/failed reports/.staging* reports/spark_demo
 	find data/processed data/exports -type f ! -name .gitkeep -delete 2>/dev/null || true
