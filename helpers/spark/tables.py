@@ -23,8 +23,8 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from helpers.data.schema import TABLES, Table
 from helpers.data.readers import find_file
+from helpers.data.schema import TABLES, Table
 from helpers.data.validate import MAX_ROWS_SHOWN, DataValidationError
 
 REQUIRED = ("dim_customer", "dim_product", "fact_transactions")
