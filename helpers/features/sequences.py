@@ -133,29 +133,32 @@ class Sequences:
         return cls(items, item_lift, group_lift, groups, ri, rg, n)
 
     def features(self, rows: np.ndarray, cols: np.ndarray) -> dict[str, np.ndarray]:
-        """:data:`SEQUENCE_FEATURES` of (customer row, product column) pairs: ``rows`` (m,), ``cols`` (m, c)."""
+        """:data:`SEQUENCE_FEATURES` of (customer row, product column) pairs: ``rows`` (m,), ``cols`` (m, c).
+
+        ``rows`` may repeat (one per candidate slot): each distinct customer's complement scores are
+        computed once, so memory follows the customers, not the slots."""
         rows = np.asarray(rows, dtype=np.int64)
         cols = np.asarray(cols, dtype=np.int64)
         cols2 = cols.reshape(len(rows), -1)
-        out = {}
+        uniq, row_of = np.unique(rows, return_inverse=True)
         col_of = np.full(self.n_items, -1, dtype=np.int64)
         col_of[self.items] = np.arange(len(self.items))
-        out["complement"] = _gather(self.recent_items[rows] @ self.item_lift, col_of[cols2])
+        out = {"complement": _gather(self.recent_items[uniq] @ self.item_lift, row_of, col_of[cols2])}
         g = self.item_groups[cols2] if len(self.item_groups) else np.full(cols2.shape, -1)
-        out["group_complement"] = (_gather(self.recent_groups[rows] @ self.group_lift, g)
+        out["group_complement"] = (_gather(self.recent_groups[uniq] @ self.group_lift, row_of, g)
                                    if self.group_lift.shape[0] else np.zeros(cols2.shape))
         return {k: v.reshape(cols.shape) for k, v in out.items()}
 
 
-def _gather(m: sp.csr_matrix, cols: np.ndarray) -> np.ndarray:
-    """``m[i, cols[i, j]]`` for every i, j (0 where ``cols`` is -1 or the entry is not stored)."""
+def _gather(m: sp.csr_matrix, row_of: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """``m[row_of[i], cols[i, j]]`` for every i, j (0 where ``cols`` is -1 or the entry is not stored)."""
     m = m.tocsr()
     m.sort_indices()
     out = np.zeros(cols.shape, dtype=np.float64)
     if m.nnz == 0:
         return out
     keys = np.repeat(np.arange(m.shape[0], dtype=np.int64), np.diff(m.indptr)) * np.int64(m.shape[1]) + m.indices
-    q = np.arange(cols.shape[0], dtype=np.int64)[:, None] * np.int64(m.shape[1]) + np.maximum(cols, 0)
+    q = np.asarray(row_of, dtype=np.int64)[:, None] * np.int64(m.shape[1]) + np.maximum(cols, 0)
     pos = np.clip(np.searchsorted(keys, q), 0, len(keys) - 1)
     hit = (cols >= 0) & (keys[pos] == q)
     out[hit] = m.data[pos[hit]]

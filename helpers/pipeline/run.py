@@ -15,7 +15,7 @@ Outputs of the default run: the star schema, split and model cache in ``data/pro
 exports in ``data/exports``, executed notebooks, tables and figures in ``reports/`` and
 ``reports/run_manifest.json``. With ``--output-dir DIR``: ``DIR``, ``DIR/exports`` and
 ``DIR/reports``. The notebooks write every output into a staging folder that is published
-only when all of them succeeded (:mod:`helpers.pipeline.staging`): a failed or interrupted run
+only when all of them succeeded (:mod:`helpers.pipeline.publish`): a failed or interrupted run
 changes none of them (the partially executed copy of a failed notebook is kept in
 ``reports/failed/``). A notebook whose inputs did not change is reused
 (:mod:`helpers.pipeline.cache`). With several notebooks at once each kernel gets
@@ -54,7 +54,7 @@ from helpers.pipeline.execute import (
 )
 from helpers.pipeline.graph import DEPENDS_ON, check_graph, run_graph, start_order
 from helpers.pipeline.params import RESERVED, ParameterError, notebook_parameters, validate
-from helpers.pipeline.staging import Staging
+from helpers.pipeline.publish import Staging
 
 MANIFEST = "run_manifest.json"
 MANIFEST_PACKAGES = ("pandas", "numpy", "scipy", "scikit-learn", "implicit", "papermill", "jupyter-book",

@@ -165,3 +165,14 @@ def test_no_signal_reads_the_target_window(seed, shift, qty):
     for name in before:
         np.testing.assert_array_equal(before[name], after[name], err_msg=name)
         np.testing.assert_array_equal(before[name], dropped[name], err_msg=name)
+
+
+def test_sequence_features_are_the_same_with_repeated_rows():
+    rows = [(c, 10, 200 + c) for c in range(1, 30)] + [(c, 20, 197 + c) for c in range(1, 30)] + [(5, 10, 2)]
+    s = Sequences.from_events(events(tx(rows), customers=range(1, 30)), window_days=7, prior=1.0)
+    cands = np.array([[1, 2, 3], [0, 1, 2]])
+    once = s.features(np.array([4, 7]), cands)
+    slots = s.features(np.array([4, 4, 4, 7, 7, 7]), cands.reshape(-1, 1))  # one row per candidate slot
+    for k in once:
+        np.testing.assert_array_equal(once[k].ravel(), slots[k].ravel(), err_msg=k)
+    assert once["complement"][0, 0] > 0

@@ -268,7 +268,7 @@ def test_run_refuses_an_invalid_graph_zero_jobs_and_bad_values_before_any_work(f
 
 
 def test_outputs_on_another_filesystem_are_refused_before_any_work(fake_project, tmp_path):
-    from helpers.pipeline.staging import Staging
+    from helpers.pipeline.publish import Staging
 
     stage = Staging(tmp_path / "p", tmp_path / "p" / "reports", tmp_path / "p" / "exports", FAKE_GRAPH)
     assert stage.other_filesystems() == []

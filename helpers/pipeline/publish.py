@@ -1,5 +1,5 @@
-"""All-or-nothing runs: every output of a run is written under one staging folder and promoted
-only when every notebook succeeded.
+"""All-or-nothing runs: every output of a run is written aside and published in one step, only
+when every notebook succeeded.
 
 Layout of the staging folder ``<reports_dir>/.staging-<pid>`` (same filesystem as the outputs,
 so promotion is renames, never copies):
