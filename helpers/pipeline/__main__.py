@@ -10,8 +10,9 @@ from helpers import config
 from helpers.data import check
 from helpers.pipeline.execute import NotebookFailed
 from helpers.pipeline.params import ParameterError, notebook_parameters, parse_params
-from helpers.pipeline.run import numbered_notebooks, run
+from helpers.pipeline.run import DataRefused, numbered_notebooks, run
 
+REFUSED = "Nothing was run: the outputs of the last run are as they were."
 UNCHANGED = ("Nothing was published: the processed data, model cache, exports, tables, figures, "
              "executed notebooks and run manifest are as they were before this run.")
 
@@ -54,7 +55,12 @@ def main(argv=None) -> int:
             only=args.only.split(",") if args.only else None, progress=not args.no_progress,
             use_cache=not args.no_cache, jobs=args.jobs)
     except ParameterError as exc:
-        print(f"ERROR: {exc}", file=sys.stderr)
+        print(f"ERROR: {exc}\n{REFUSED}", file=sys.stderr)
+        return 2
+    except DataRefused as exc:
+        print(f"{exc.report.text()}\n\nERROR: the data check found {len(exc.report.errors)} error(s) in "
+              f"{exc.report.data_dir} (python -m helpers.pipeline check --data-dir DIR shows them again). "
+              f"{REFUSED}", file=sys.stderr)
         return 2
     except NotebookFailed as exc:
         print(f"\nERROR: {exc}\n{UNCHANGED}", file=sys.stderr)

