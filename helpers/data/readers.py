@@ -113,6 +113,10 @@ def read_file(path: Path, table: str, cfg: FolderConfig) -> pd.DataFrame:
     except pd.errors.EmptyDataError:
         raise DataValidationError(table, None, "non-empty", f"{path.name} is empty (not even a header line)",
                                   fix="export the table with its header and rows") from None
+    except (EOFError, OSError) as exc:  # a truncated or corrupt .gz, an unreadable file
+        raise DataValidationError(table, None, "readable", f"{path.name} cannot be read to its end "
+                                  f"({type(exc).__name__}: {exc})", fix="re-export or re-copy the file (a "
+                                  "compressed file cut short cannot be read)") from None
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
         raise DataValidationError(table, None, "readable", f"{path.name} cannot be parsed with delimiter {sep!r}: "
                                   f"{str(exc).strip()}", fix="check `delimiter` under [csv] in recbook.toml and "

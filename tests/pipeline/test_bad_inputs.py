@@ -12,7 +12,6 @@ a refusal happens before the first notebook starts.
 from __future__ import annotations
 
 import gzip
-import io
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -102,8 +101,10 @@ class Case:
 CASES = [
     # the data folder (the data check run before any notebook)
     Case("missing file", ("dim_product", "[present]", "[tables]"), lambda d: (d / PRODUCTS).unlink()),
-    Case("missing required column", ("dim_product.product_id", "[required-column]", "[columns.dim_product]"),
+    Case("mapped column missing", ("dim_product.sku", "[mapped-column]", "[columns.dim_product]"),
          edit(PRODUCTS, lambda df: df.rename(columns={"sku": "article"}))),
+    Case("missing required column", ("fact_transactions.quantity", "[required-column]", "[columns.fact_transactions]"),
+         edit(SALES, lambda df: df.drop(columns=["quantity"]))),
     Case("unparseable date", ("fact_transactions.timestamp", "[dtype]", "ISO8601", "timestamp_format"),
          set_cell(SALES, "timestamp", "3rd of March")),
     Case("unparseable promotion date", ("dim_promotion.start_date", "%d/%m/%Y"),
@@ -122,7 +123,7 @@ CASES = [
          set_cell(SALES, "sales_value", "twelve")),
     Case("empty fact table", ("fact_transactions", "[non-empty]"), edit(SALES, lambda df: df.head(0))),
     Case("truncated parquet", ("customers.parquet", "[readable]", "re-export"), truncate(CUSTOMERS)),
-    Case("truncated gzip", ("sales.csv.gz", "[readable]"), truncate(SALES)),
+    Case("truncated gzip", ("sales.csv.gz", "[readable]", "re-export"), truncate(SALES)),
     Case("20-day history", ("[date-range]", "at least 84 days"), last_days(20)),
     Case("one customer", ("[minimum-size]", "customer"),
          edit(SALES, lambda df: df.assign(customer_id=df["customer_id"].iloc[0]))),
