@@ -63,4 +63,5 @@ spark-demo: $(STAMP)  ## Run the Spark engine on synthetic data (SPARK_CUSTOMERS
 
 clean:  ## Remove generated outputs (keeps .venv)
 	rm -rf _build reports/executed reports/tables reports/figures reports/failed reports/.staging* reports/spark_demo
-	find data/processed data/exports -type f ! -name .gitkeep -delete 2>/dev/null || true
+	find data/processed -type f ! -name .gitkeep -delete 2>/dev/null || true
+	find data/exports -mindepth 1 -maxdepth 1 ! -name .gitkeep -exec rm -rf {} + 2>/dev/null || true  # versions and current

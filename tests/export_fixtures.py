@@ -9,6 +9,7 @@ import pandas as pd
 
 from helpers.data.star import build_star_schema
 from helpers.export.production import export
+from helpers.export.versioned import resolve
 from helpers.tuning import save_tuning
 
 TOP_N = 10
@@ -46,7 +47,8 @@ def tuning() -> dict:
 
 def build(root: Path, chunk_size: int = 64) -> dict:
     """Star schema (plus two customers without purchases: one in a big segment, one without
-    demographics), the tuning files and one export under ``root``."""
+    demographics), the tuning files and one export under ``root``: ``export_root`` the versioned
+    export root, ``out`` its current version folder (the export's files)."""
     processed = root / "processed"
     build_star_schema("synthetic", output_dir=processed, n_customers=200, n_products=150, n_days=120, seed=1)
     cust = pd.read_parquet(processed / "dim_customer.parquet")
@@ -61,7 +63,10 @@ def build(root: Path, chunk_size: int = 64) -> dict:
     tables = root / "tables"
     tables.mkdir()
     save_tuning(tuning(), tables)  # json writes NaN as NaN
-    out = root / "exports"
-    manifest = export(processed, tables, out, top_n=TOP_N, n_similar=5, seed=0, api_top_n=30, chunk_size=chunk_size)
-    return {"root": root, "processed": processed, "tables": tables, "out": out, "manifest": manifest,
-            "cold_ids": extra["customer_id"].tolist()}
+    export_root = root / "exports"
+    manifest = export(processed, tables, export_root, top_n=TOP_N, n_similar=5, seed=0, api_top_n=30,
+                      chunk_size=chunk_size)
+    out = resolve(export_root)  # the version just published (export_root/current)
+    assert out == Path(manifest["path"])
+    return {"root": root, "processed": processed, "tables": tables, "export_root": export_root, "out": out,
+            "manifest": manifest, "cold_ids": extra["customer_id"].tolist()}

@@ -23,6 +23,7 @@ import numpy as np
 from helpers import config
 from helpers.bench.runner import GIB, run_stage
 from helpers.bench.stages import ALS_PARAMS, HYBRID_WEIGHTS, fixed_tuning
+from helpers.export.versioned import resolve
 from helpers.pipeline.cache import CACHE_FILE
 from helpers.report.performance import STAGES, stage_time
 from helpers.tuning import model_cache
@@ -234,14 +235,15 @@ def bench_ratios(rung_dir: Path, dense_budget_gib: float, log=print) -> dict:
 
 
 def bench_api(export_dir: Path | None, log=print) -> dict:
-    """API latency (helpers.bench.api_load) on ``data/exports`` or, failing that, a rung's export."""
+    """API latency (helpers.bench.api_load) on ``data/exports`` or, failing that, a rung's export (export
+    roots, versioned or plain: the served folder is :func:`helpers.export.versioned.resolve` of one)."""
     import importlib.util
 
     if importlib.util.find_spec("helpers.bench.api_load") is None:
         log("[bench] API latency: helpers.bench.api_load not available")
         return {"available": False, "note": "not available (helpers.bench.api_load does not exist)", "measured_at": now()}
     candidates = [config.EXPORTS_DIR] + ([export_dir] if export_dir else [])
-    found = next((Path(d) for d in candidates if (Path(d) / "manifest.json").exists()), None)
+    found = next((Path(d) for d in candidates if (resolve(Path(d)) / "manifest.json").exists()), None)
     if found is None:
         log("[bench] API latency: no export to serve (run the pipeline or the ladder's export stage)")
         return {"available": True, "ok": False, "measured_at": now(),

@@ -60,14 +60,17 @@ the source (:mod:`helpers.data.ids`; ``id_types`` in the manifest).
 
 Modules: this one (the production refit and the export), :mod:`.reasons`
 (reasons and explanations), :mod:`.schemas` (file layouts, JSON Schema),
-:mod:`.writers` (chunked writers, atomic swap, API artifacts).
+:mod:`.writers` (chunked writers, API artifacts), :mod:`.versioned` (version folders, ``current``).
 
 Scale and determinism
 ---------------------
 Customers are scored in chunks (the dense customers x catalog score block never
 exceeds ``chunk_size`` rows); every file is written chunk by chunk (Parquet in
-row groups). The export is written into a temporary sibling folder and swapped
-into place only when complete: a failed export leaves the previous one intact.
+row groups). The export is written into a temporary sibling folder of the export root
+and, once complete (``manifest.json`` written last), published as a new version folder of the
+root whose ``current`` link is switched atomically (:func:`helpers.export.versioned.publish`;
+two versions kept, an old plain layout in the root cleaned away). A failed export leaves the
+root as it was. Readers of the root go through :func:`helpers.export.versioned.resolve`.
 Two exports of the same data, tuning and seed are identical apart from
 ``generated_at``.
 """
@@ -93,6 +96,7 @@ from helpers.data.ids import IdMap
 from helpers.data.products import ProductLookup
 from helpers.data.star import fingerprint as compute_fingerprint
 from helpers.data.star import load_ids, load_meta, load_tables
+from helpers.export import versioned
 from helpers.export.reasons import (  # noqa: F401  (re-exported: callers import them from here)
     COLLABORATIVE,
     SIMILARITY_COMPONENTS,
@@ -127,7 +131,6 @@ from helpers.export.writers import (  # noqa: F401
     _json,
     _round,
     _save_component,
-    _swap,
     _timed,
     _write_cold,
     _write_similar,
@@ -142,6 +145,7 @@ from helpers.tuning import workflow as models
 from helpers.tuning.production import N_SIMILAR, production_fit_data, production_tuning, similar_products  # noqa: F401
 
 VARIANTS = {"all": "recommendations", "new": "recommendations_new"}
+KEEP_VERSIONS = 2  # version folders kept in the export root: the new one and the previous one
 
 
 # ------------------------------------------------------------------ folders
@@ -323,11 +327,13 @@ def export(processed_dir=None, tables_dir=None, export_dir=None, top_n: int = 10
            seed: int = 0, api_top_n: int = MAX_K, max_history: int = 100, chunk_size: int | None = None,
            tables: dict | None = None, tuning: dict | None = None, log=None,
            id_maps: dict[str, IdMap] | None = None) -> dict:
-    """Fit the production model on all data and write the export folder atomically.
+    """Fit the production model on all data and publish the export as a new version of the
+    export root ``export_dir`` (``<export_dir>/<UTC time>-<model_version>/``, ``current`` switched
+    to it atomically, :func:`helpers.export.versioned.publish`).
 
     ``tables`` / ``tuning`` default to the star schema of ``processed_dir`` and
     ``<tables_dir>/tuning/``, ``id_maps`` to the id lookups beside that star schema.
-    Returns the manifest plus ``timings`` and ``path``.
+    Returns the manifest plus ``timings`` and ``path`` (the new version folder).
     """
     log = log or (lambda *_: None)
     if not 1 <= top_n <= MAX_K:
@@ -461,11 +467,11 @@ def export(processed_dir=None, tables_dir=None, export_dir=None, top_n: int = 10
             "parameters": {n: v for n, v in model.tuning.items() if n != "hybrid"},
             "files": sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file()) + ["manifest.json"],
         }
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
-        _swap(tmp, export_dir)
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))  # last: complete
+        version_dir = versioned.publish(tmp, export_dir, keep=KEEP_VERSIONS)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     timings["total_s"] = round(time.perf_counter() - t_start, 2)
-    log(f"export written to {export_dir} in {timings['total_s']:.1f} s")
-    return {**manifest, "timings": timings, "path": str(export_dir)}
+    log(f"export written to {version_dir} (now {export_dir / versioned.CURRENT}) in {timings['total_s']:.1f} s")
+    return {**manifest, "timings": timings, "path": str(version_dir)}

@@ -16,6 +16,18 @@ older version folders are removed). :func:`resolve` gives the folder to serve:
 ``current``'s target when the link exists, else the root itself (the plain layout of
 exports written before versioning). Nothing here copies files: the staged folder must be
 on the same file system as the root (a rename).
+
+Every export is published this way: :func:`helpers.export.production.export` writes a temporary
+sibling folder and publishes it, and a pipeline run publishes the version its export notebook
+staged (:mod:`helpers.pipeline.publish`). Readers of an export root go through :func:`resolve`.
+
+Old plain layout: a root written before versioning holds the export's files directly
+(``manifest.json``, ``recommendations.parquet``, ``model/``, ...). The first versioned publish
+into it leaves it clean: once ``current`` points at the new version, every entry of the root
+that is neither a version folder nor ``current`` nor hidden (a name starting with ``.``, such
+as ``.gitkeep`` or another publish's temporary link) is moved into a hidden
+``.plain-<pid>`` folder, which is then deleted. Until the switch the plain export stays whole
+and is what :func:`resolve` gives; after it the root holds only version folders and ``current``.
 """
 
 from __future__ import annotations
@@ -29,6 +41,7 @@ from pathlib import Path
 
 CURRENT = "current"
 VERSION_RE = re.compile(r"^\d{8}T\d{6}(?:\.\d+)?Z-[A-Za-z0-9_.-]+$")
+PLAIN_TRASH = ".plain-"  # the plain-layout entries of a root on their way out
 
 
 def version_name(staged_dir: Path, now: datetime | None = None) -> str:
@@ -52,7 +65,8 @@ def publish(staged_dir, export_root, keep: int = 2) -> Path:
     switch ``export_root/current`` to it atomically; returns the new version folder.
 
     ``staged_dir`` must hold ``manifest.json`` (written last by the export: its presence marks a
-    complete export). ``keep`` (>= 2) version folders stay, the new one and the previous ones."""
+    complete export). ``keep`` (>= 2) version folders stay, the new one and the previous ones.
+    The files of an old plain layout in the root are removed once ``current`` is switched."""
     staged, root = Path(staged_dir), Path(export_root)
     if keep < 2:
         raise ValueError(f"keep must be at least 2 (the new version and the previous one), not {keep}")
@@ -67,10 +81,35 @@ def publish(staged_dir, export_root, keep: int = 2) -> Path:
     os.symlink(target.name, link_tmp)  # relative: the root can be moved as a whole
     os.replace(link_tmp, root / CURRENT)
     _fsync_dir(root)
+    _drop_plain(root)
     for old in versions(root)[:-keep]:
         if old != target:
             shutil.rmtree(old, ignore_errors=True)
     return target
+
+
+def plain_entries(export_root) -> list[Path]:
+    """Entries of an export root that belong to no version: the files and folders of an export
+    written before versioning (neither a version folder, nor ``current``, nor hidden)."""
+    root = Path(export_root)
+    if not root.is_dir():
+        return []
+    return sorted(e for e in root.iterdir() if e.name != CURRENT and not e.name.startswith(".")
+                  and not (e.is_dir() and not e.is_symlink() and VERSION_RE.match(e.name)))
+
+
+def _drop_plain(root: Path) -> None:
+    """Move the plain-layout entries away (one rename each into a hidden folder), then delete them;
+    also removes what an interrupted earlier cleanup left."""
+    trash = root / f"{PLAIN_TRASH}{os.getpid()}"
+    entries = plain_entries(root)
+    if entries:
+        trash.mkdir(exist_ok=True)
+        for entry in entries:
+            os.replace(entry, trash / entry.name)
+    for left in root.glob(f"{PLAIN_TRASH}*"):
+        if left.is_dir() and not left.is_symlink():
+            shutil.rmtree(left, ignore_errors=True)
 
 
 def resolve(export_root) -> Path:

@@ -1,4 +1,4 @@
-"""Writing the export: chunked table writers, the atomic folder swap, the API artifacts.
+"""Writing the export: chunked table writers, the API artifacts (publication: :mod:`.versioned`).
 
 Every file speaks the source's own identifiers (``id_maps``, :class:`helpers.data.ids.IdMap`;
 integer ids are their own codes). The model folder's id arrays are Parquet
@@ -10,8 +10,6 @@ versions are written too.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import time
 from pathlib import Path
 
@@ -78,22 +76,6 @@ class _Writer:
         for f in (self._csv, self._jsonl):
             if f is not None:
                 f.close()
-
-
-
-def _swap(tmp: Path, export_dir: Path) -> None:
-    """Put the finished folder in place; the previous export is removed only afterwards."""
-    old = export_dir.parent / f".{export_dir.name}-old-{os.getpid()}"
-    shutil.rmtree(old, ignore_errors=True)
-    if export_dir.exists():
-        os.replace(export_dir, old)
-    try:
-        os.replace(tmp, export_dir)
-    except BaseException:
-        if old.exists() and not export_dir.exists():
-            os.replace(old, export_dir)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def _write_cold(folder: Path, protocol: str, cold, fit: FitData, cold_model, id_maps: dict | None = None) -> None:

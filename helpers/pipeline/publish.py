@@ -7,9 +7,12 @@ so promotion is renames, never copies):
 * ``processed/``: the notebooks' ``processed_dir``; starts as the published processed folder
   (top-level files copied, subfolders such as the ~2 GB model cache as trees of hard links: the
   project writes those files to a temporary name and renames it into place, so a link is never
-  written through). Its ``exports/`` is where the export notebook writes
-  (:func:`helpers.export.production.default_export_dir` of a non-default processed folder);
-  it starts as a copy of the published export folder.
+  written through). Its ``exports/`` is the staged export root, where the export notebook
+  writes (:func:`helpers.export.production.default_export_dir` of a non-default processed
+  folder); it starts empty (nothing of the published export root is copied): the export
+  publishes its one new version there (``exports/<UTC time>-<model_version>/`` and ``current``,
+  :mod:`helpers.export.versioned`). A notebook reused from the cache writes no export, so the
+  staged root stays empty and the published one is left as it is.
 * ``reports/{executed,tables,figures}``: the reports; each executing notebook gets its own
   ``nb/<notebook>/`` reports folder holding the staged tables and figures when it starts, and
   what it adds, changes or removes there is merged back when it ends. Two notebooks that may
@@ -17,8 +20,13 @@ so promotion is renames, never copies):
 
 :meth:`Staging.promote` moves each staged entry onto its published place (a rename; unchanged
 files are left alone) with SIGINT/SIGTERM held until it is done, then removes the staging
-folder. :meth:`Staging.discard` removes it without touching anything published: a failed or
-interrupted run leaves every earlier output as it was.
+folder. The export root is never replaced as a whole: the staged version (``resolve`` of the
+staged root, when it holds a ``manifest.json``) is published into the published export root
+with :func:`helpers.export.versioned.publish` (a rename into a new version folder, then
+``current`` switched atomically; the previous version is kept), so an API serving that root
+never sees it vanish and reloads the new version. :meth:`Staging.discard` removes the staging
+folder without touching anything published: a failed or interrupted run leaves every earlier
+output (the export root's versions and ``current`` included) as it was.
 """
 
 from __future__ import annotations
@@ -30,10 +38,12 @@ import threading
 from contextlib import contextmanager
 from pathlib import Path
 
+from helpers.export import versioned
 from helpers.pipeline.cache import file_state
 from helpers.pipeline.graph import ancestors
 
 PUBLISHED = ("executed", "tables", "figures")
+KEEP_EXPORTS = 2  # export versions kept in the published export root (the new one and the previous one)
 REPORT_FILES = ("tables", "figures")
 
 
@@ -84,8 +94,6 @@ class Staging:
                     shutil.copytree(entry, dst, symlinks=True, copy_function=_link_or_copy)
             else:
                 shutil.copy2(entry, dst)
-        if self.published["exports"].is_dir():
-            shutil.copytree(self.published["exports"], self.exports, symlinks=True)
         for name in PUBLISHED:
             src = self.published["reports"] / name
             if self.keep_reports and src.is_dir():  # a partial run keeps the outputs of the notebooks it skips
@@ -168,9 +176,9 @@ class Staging:
                 os.replace(entry, old / f"processed-{entry.name}")
         for name, src in sorted(staged.items()):
             _put(src, processed / name, old / f"processed-{name}")
-        if self.exports.exists():
-            self.published["exports"].parent.mkdir(parents=True, exist_ok=True)
-            _put(self.exports, self.published["exports"], old / "exports")
+        staged_version = versioned.resolve(self.exports)
+        if (staged_version / "manifest.json").is_file():  # the export notebook ran and wrote a complete export
+            versioned.publish(staged_version, self.published["exports"], keep=KEEP_EXPORTS)
         reports = self.published["reports"]
         for name in (*PUBLISHED, *report_files):
             if (self.reports / name).exists():

@@ -14,8 +14,9 @@ runs (:mod:`helpers.pipeline.params`); a ``--param`` no notebook declares is an 
 windows) before any notebook starts: a folder with errors raises :class:`DataRefused`.
 
 Outputs of the default run: the star schema, split and model cache in ``data/processed``,
-exports in ``data/exports``, executed notebooks, tables and figures in ``reports/`` and
-``reports/run_manifest.json``. With ``--output-dir DIR``: ``DIR``, ``DIR/exports`` and
+exports in ``data/exports`` (a versioned export root: each run that executes the export
+publishes a new version folder and switches ``data/exports/current`` to it), executed notebooks,
+tables and figures in ``reports/`` and ``reports/run_manifest.json``. With ``--output-dir DIR``: ``DIR``, ``DIR/exports`` and
 ``DIR/reports``. The notebooks write every output into a staging folder that is published
 only when all of them succeeded (:mod:`helpers.pipeline.publish`): a failed or interrupted run
 changes none of them (the partially executed copy of a failed notebook is kept in

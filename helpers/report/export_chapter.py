@@ -23,18 +23,19 @@ VARIANTS = (("all (repeat purchases allowed)", "recommendations"), ("new (past p
 @dataclass
 class Export:
     result: dict
-    out_dir: Path
+    out_dir: Path  # the version folder this export wrote (``<export root>/<time>-<model_version>``)
     top_n: int
     reports_dir: object
+    export_root: Path | None = None  # the versioned export root (``current`` points at ``out_dir``)
 
 
 def run(processed_dir=None, reports_dir=None, export_dir=None, top_n: int = 10, n_similar: int = 10,
         seed: int = 0) -> Export:
     P.set_style()
     dirs = report_dirs(reports_dir)
-    out_dir = Path(export_dir) if export_dir else export.default_export_dir(processed_dir)
-    result = export.export(processed_dir, dirs["tables"], out_dir, top_n=top_n, n_similar=n_similar, seed=seed)
-    return Export(result, out_dir, top_n, reports_dir)
+    root = Path(export_dir) if export_dir else export.default_export_dir(processed_dir)
+    result = export.export(processed_dir, dirs["tables"], root, top_n=top_n, n_similar=n_similar, seed=seed)
+    return Export(result, Path(result["path"]), top_n, reports_dir, root)  # read the version it wrote
 
 
 def files(x: Export):

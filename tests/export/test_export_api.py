@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 from pathlib import Path
 
@@ -15,14 +16,14 @@ jsonschema = pytest.importorskip("jsonschema")
 pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
 pytest.importorskip("fastapi")
 
-from tests import export_fixtures  # noqa: E402
+from helpers.export.versioned import publish, resolve  # noqa: E402
 from tests.export_fixtures import COMPONENTS, TOP_N  # noqa: E402,F401
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
+def world(export_built):
     """Tiny star schema (plus two customers without purchases), the tuning files and one export."""
-    w = export_fixtures.build(tmp_path_factory.mktemp("export"))
+    w = export_built
     cust = pd.read_parquet(w["processed"] / "dim_customer.parquet")
     return w | {"common_age": cust.loc[cust["customer_id"] == w["cold_ids"][0], "age_band"].iloc[0]}
 
@@ -129,6 +130,12 @@ def test_manifest_and_artifacts_carry_no_pickle(world):
             assert np.load(p, allow_pickle=False).files
 
 
+def _tree(folder: Path) -> dict:
+    """Every file of a folder with its bytes, every symlink with its target."""
+    return {str(p.relative_to(folder)): os.readlink(p) if p.is_symlink() else p.read_bytes()
+            for p in folder.rglob("*") if p.is_symlink() or p.is_file()}
+
+
 def _strip_generated_at(path: Path) -> list:
     """Lines of a CSV (generated_at is the last column) or JSON Lines file without generated_at."""
     lines = path.read_text().splitlines()
@@ -146,12 +153,13 @@ def test_export_is_deterministic(world, tmp_path, monkeypatch):
     for cls in (ALS, ItemKNN):
         monkeypatch.setattr(cls, "fit", lambda self, data, cls=cls: fits.append(cls.__name__))
     second = tmp_path / "exports"
-    export(world["processed"], world["tables"], second, top_n=TOP_N, n_similar=5, seed=0, api_top_n=30,
-           chunk_size=97)  # another chunking must not change anything
+    res = export(world["processed"], world["tables"], second, top_n=TOP_N, n_similar=5, seed=0, api_top_n=30,
+                 chunk_size=97)  # another chunking must not change anything
     # the first export stored its all-data fits in the model cache: this one loads them,
     # and files equal to the first export's show that a loaded fit is the fit
     assert fits == []
-    a, b = world["out"], second
+    a, b = world["out"], resolve(second)
+    assert b == Path(res["path"]) and b.parent == second
     names_a = sorted(str(p.relative_to(a)) for p in a.rglob("*") if p.is_file())
     assert names_a == sorted(str(p.relative_to(b)) for p in b.rglob("*") if p.is_file())
     for rel in names_a:
@@ -174,8 +182,9 @@ def test_failed_export_leaves_the_previous_one_intact(world, tmp_path, monkeypat
     import helpers.export.production as ex
 
     folder = tmp_path / "exports"
-    shutil.copytree(world["out"], folder)
-    before = {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    shutil.copytree(world["out"], tmp_path / "v1")
+    publish(tmp_path / "v1", folder)
+    before = _tree(folder)
 
     def boom(*args, **kwargs):
         raise RuntimeError("disk full (simulated)")
@@ -183,8 +192,7 @@ def test_failed_export_leaves_the_previous_one_intact(world, tmp_path, monkeypat
     monkeypatch.setattr(ex, "_write_similar", boom)
     with pytest.raises(RuntimeError, match="simulated"):
         ex.export(world["processed"], world["tables"], folder, top_n=TOP_N, n_similar=5, api_top_n=30)
-    after = {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
-    assert after == before
+    assert _tree(folder) == before  # versions and current
     assert [p.name for p in tmp_path.iterdir()] == ["exports"]  # no temporary folder left behind
 
 

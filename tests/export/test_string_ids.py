@@ -11,6 +11,7 @@ import pytest
 from helpers.data.sample import write_sample
 from helpers.data.star import build_star_schema
 from helpers.export.production import export
+from helpers.export.versioned import resolve
 from helpers.tuning import save_tuning
 from tests.export_fixtures import tuning as _tuning
 
@@ -30,7 +31,7 @@ def exports(tmp_path_factory):
     out = {}
     for flavour in ("text", "ints"):
         export(root / flavour, tables, root / flavour / "exports", top_n=5, n_similar=5, seed=0, api_top_n=10)
-        out[flavour] = root / flavour / "exports"
+        out[flavour] = resolve(root / flavour / "exports")  # the current version
     return out
 
 

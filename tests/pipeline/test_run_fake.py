@@ -21,6 +21,7 @@ import nbformat
 import pytest
 
 from helpers import config
+from helpers.export.versioned import CURRENT, resolve, versions
 from helpers.pipeline.execute import NotebookFailed
 from helpers.pipeline.params import ParameterError
 from helpers.pipeline.run import kernel_environment, run
@@ -36,7 +37,10 @@ def make_notebook(path: Path, extra_params: str = "") -> None:
     nbformat.write(nb, path)
 
 
-# What each fake notebook does (R: its reports folder, P: the processed folder, E: exports).
+# What each fake notebook does (R: its reports folder, P: the processed folder, E: the export root;
+# an export is staged as helpers.export.production.export leaves it: a complete folder, manifest.json
+# last, moved into a new version folder of E and E/current switched to it, the layout of
+# helpers.export.versioned.publish, written here without importing the package).
 FAKE_SCRIPT = r"""
 import json, os, sys, time
 from pathlib import Path
@@ -54,10 +58,19 @@ for name in spec.get("data", []):
     tmp = P / f".{name}.tmp"
     tmp.write_text(f"{stem} {params.get('knob')}")
     os.replace(tmp, P / name)
-for name in spec.get("exports", []):
+if spec.get("exports"):
     E = Path(params["export_dir"])
-    E.mkdir(parents=True, exist_ok=True)
-    (E / name).write_text(f"{stem} {params.get('knob')}")
+    E.parent.mkdir(parents=True, exist_ok=True)
+    staged = E.parent / f".{E.name}-{stem}-{os.getpid()}"
+    staged.mkdir()
+    for name in spec["exports"]:
+        (staged / name).write_text(f"{stem} {params.get('knob')}")
+    (staged / "manifest.json").write_text(json.dumps({"model_version": f"{stem}-{params.get('knob')}"}))
+    E.mkdir(exist_ok=True)
+    version = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + f".{time.time_ns() % 10**6:06d}Z-{stem}"
+    os.replace(staged, E / version)
+    os.symlink(version, E / ".current.tmp")
+    os.replace(E / ".current.tmp", E / "current")
 if spec.get("threads"):
     (R / "tables" / f"threads_{stem}.txt").write_text(
         f"{os.environ.get('RECBOOK_THREADS')} {os.environ.get('OPENBLAS_NUM_THREADS')}")
@@ -110,9 +123,16 @@ def fake_run(nbs, out, specs=FAKE_SPECS, jobs=2, **kw):
 
 
 def tree(folder: Path, skip=("reports/failed",)) -> dict[str, bytes]:
-    """Every file under ``folder`` with its bytes (``skip``: relative folders left out)."""
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*"))
-            if p.is_file() and not any(p.relative_to(folder).as_posix().startswith(s) for s in skip)}
+    """Every file under ``folder`` with its bytes, every symlink (the export root's ``current``) with
+    ``-> target`` (``skip``: relative folders left out)."""
+    return {p.relative_to(folder).as_posix(): f"-> {os.readlink(p)}".encode() if p.is_symlink() else p.read_bytes()
+            for p in sorted(folder.rglob("*"))
+            if (p.is_symlink() or p.is_file()) and not any(p.relative_to(folder).as_posix().startswith(s) for s in skip)}
+
+
+def export_files(out: Path) -> dict[str, bytes]:
+    """The files of the export version ``<out>/exports/current`` points at."""
+    return tree(resolve(out / "exports"))
 
 
 def cache_of(out: Path) -> dict:
@@ -127,7 +147,11 @@ def test_fake_run_publishes_every_output_and_records_each_notebooks_reports(fake
     assert sorted(p.relative_to(tables).as_posix() for p in tables.rglob("*.*")) == [
         "counts.csv", "join.csv", "left.csv", "right.csv", "tuning/l.json", "tuning/r.json"]
     assert sorted(p.name for p in out.glob("*.parquet")) == ["left.parquet", "right.parquet", "star.parquet"]
-    assert (out / "exports" / "recs.csv").read_text() == "03_join None"  # <processed_dir>/exports
+    exports = out / "exports"  # <processed_dir>/exports, a versioned export root
+    (version,) = versions(exports)
+    assert sorted(p.name for p in exports.iterdir()) == sorted([version.name, CURRENT])
+    assert resolve(exports) == version and (version / "recs.csv").read_text() == "03_join None"
+    assert json.loads((version / "manifest.json").read_text())["model_version"] == "03_join-None"
     assert sorted(p.name for p in (out / "reports" / "executed").iterdir()) == [f"{s}.ipynb" for s in FAKE_GRAPH]
     cache = cache_of(out)
     assert cache["01_left.ipynb"]["outputs"] == ["tables/left.csv", "tables/tuning/l.json"]
@@ -166,8 +190,9 @@ def test_fake_run_one_job_gives_the_same_outputs(fake_project, tmp_path):
     _, cmd, _ = fake_run(fake_project, tmp_path / "one", jobs=1)
     assert cmd.calls == sorted(FAKE_GRAPH)
     a, b = tree(tmp_path / "two"), tree(tmp_path / "one")
-    same = [k for k in a if k.startswith(("reports/tables", "exports")) or k.endswith(".parquet")]
+    same = [k for k in a if k.startswith("reports/tables") or k.endswith(".parquet")]
     assert same and all(a[k] == b[k] for k in same)
+    assert export_files(tmp_path / "two") == export_files(tmp_path / "one") != {}  # version names differ (time)
 
 
 def test_fake_rerun_reuses_everything_and_a_change_reruns_only_downstream(fake_project, tmp_path):
@@ -179,8 +204,13 @@ def test_fake_rerun_reuses_everything_and_a_change_reruns_only_downstream(fake_p
     assert tree(out, skip=("reports/run_manifest.json", "reports/.pipeline_cache.json")) == before
     assert sum("reused" in line for line in lines) == 4
 
+    (first,) = versions(out / "exports")  # the reused export notebook published nothing
     manifest, cmd, _ = fake_run(fake_project, out, params={"knob": 5})
     assert sorted(cmd.calls) == ["01_left", "02_right", "03_join"]  # knob is declared by 01, 02, 03
+    # the export that ran is a new version, current points at it, the previous one is kept
+    assert versions(out / "exports") == [first, resolve(out / "exports")]
+    assert (resolve(out / "exports") / "recs.csv").read_text() == "03_join 5"
+    assert (first / "recs.csv").read_text() == "03_join None"
     make_notebook(fake_project / "02_right.ipynb", "knob = 0\nother = 1\n")  # the notebook file changes
     manifest, cmd, _ = fake_run(fake_project, out, params={"knob": 5})
     assert sorted(cmd.calls) == ["02_right", "03_join"]
@@ -194,6 +224,27 @@ def test_fake_rerun_reuses_everything_and_a_change_reruns_only_downstream(fake_p
     (out / "reports" / "tables" / "right.csv").unlink()
     manifest, cmd, _ = fake_run(fake_project, out, params={"knob": 5})
     assert cmd.calls == ["02_right"]  # 03's key did not change (02's inputs did not), so it is reused
+
+
+def test_exports_are_versions_and_an_old_plain_export_root_is_cleaned(fake_project, tmp_path):
+    out = tmp_path / "out"
+    plain = out / "exports"  # an export root written before versioning: the files in the root itself
+    (plain / "model").mkdir(parents=True)
+    (plain / "manifest.json").write_text('{"model_version": "plain"}')
+    (plain / "recs.csv").write_text("old")
+    (plain / "model" / "top_all.parquet").write_text("old")
+    (plain / ".gitkeep").write_text("")
+    fake_run(fake_project, out)
+    (version,) = versions(plain)
+    assert sorted(p.name for p in plain.iterdir()) == sorted([".gitkeep", version.name, CURRENT])
+    assert resolve(plain) == version and (version / "recs.csv").read_text() == "03_join None"
+    names = []
+    for knob in (1, 2, 3):  # every run that exports adds a version; two are kept
+        fake_run(fake_project, out, params={"knob": knob})
+        names.append(resolve(plain).name)
+        assert (resolve(plain) / "recs.csv").read_text() == f"03_join {knob}"
+    assert [v.name for v in versions(plain)] == names[-2:]
+    assert not [p for p in (out / "reports").iterdir() if p.name.startswith(".staging")]
 
 
 def test_no_cache_reruns_everything_and_drops_the_old_model_cache(fake_project, tmp_path):

@@ -12,7 +12,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from helpers.export.production import export
 from helpers.export.versioned import CURRENT, publish, resolve, versions
+from tests.export_fixtures import TOP_N
 from tests.serving.conftest import make_client
 
 pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
@@ -88,6 +90,28 @@ def test_periodic_check_picks_up_a_published_version(export_world, tmp_path):
         while c.get("/health").json()["model_version"] != "periodic0002" and time.monotonic() < deadline:
             time.sleep(0.1)
         assert c.get("/health").json()["model_version"] == "periodic0002"
+
+
+def test_reload_follows_an_export_into_the_served_root(export_world, tmp_path):
+    """``export()`` publishes a version into the root a server watches: the server loads it, and the
+    root never stops holding a complete export (the previous version stays)."""
+    root = tmp_path / "exports"
+    shutil.copytree(export_world["out"], tmp_path / "v1")
+    first = publish(tmp_path / "v1", root)
+    with make_client(root, reload_seconds=0.2) as c:
+        assert c.get("/health").json()["export_dir"] == str(first)
+        res = export(export_world["processed"], export_world["tables"], root, top_n=TOP_N, n_similar=5, seed=0,
+                     api_top_n=30)
+        new_folder = Path(res["path"])
+        assert resolve(root) == new_folder and versions(root) == [first, new_folder]
+        deadline = time.monotonic() + 20
+        while c.get("/health").json()["export_dir"] != str(new_folder) and time.monotonic() < deadline:
+            time.sleep(0.1)  # the periodic check sees current switch
+        h = c.get("/health").json()
+        assert h["export_dir"] == str(new_folder) and h["reloads"] == 2 and h["status"] == "ok"
+        assert h["model_version"] == res["model_version"]
+        r = c.post("/admin/reload")  # nothing new: the same version stays served
+        assert r.status_code == 200 and r.json()["export_dir"] == str(new_folder)
 
 
 def test_a_broken_new_version_keeps_the_old_one(export_world, tmp_path):
