@@ -21,9 +21,8 @@ tables and figures in ``reports/`` and ``reports/run_manifest.json``. With ``--o
 only when all of them succeeded (:mod:`helpers.pipeline.publish`): a failed or interrupted run
 changes none of them (the partially executed copy of a failed notebook is kept in
 ``reports/failed/``). A notebook whose inputs did not change is reused
-(:mod:`helpers.pipeline.cache`). Every kernel gets ``RECBOOK_THREADS = cores`` threads for the project's
-pools; with several notebooks at once, single-threaded BLAS and passive OpenMP waits
-(:func:`kernel_environment`).
+(:mod:`helpers.pipeline.cache`). With several notebooks at once each kernel gets
+``RECBOOK_THREADS = cores // jobs`` threads and single-threaded BLAS.
 """
 
 from __future__ import annotations
@@ -102,15 +101,10 @@ def package_versions() -> dict:
 
 
 def kernel_environment(jobs: int, cores: int | None = None) -> dict[str, str]:
-    """Environment of every notebook's kernel: every core for the project's own thread pools
-    (``RECBOOK_THREADS``), so that a notebook running alone (00, 06 and the others on the
-    graph's narrow parts) uses the whole machine; when notebooks overlap, the operating system
-    shares the cores between their threads. Threads that would spin on a shared core are
-    avoided: BLAS runs on one thread and OpenMP threads (implicit's solvers) wait passively.
-    A fixed ``cores // jobs`` share left a lone notebook on one core (about a fifth slower cold)."""
-    env = {"RECBOOK_THREADS": str(max(1, cores or os.cpu_count() or 1))}
+    """Environment of every notebook's kernel: the thread budget, and one BLAS thread when notebooks overlap."""
+    env = {"RECBOOK_THREADS": str(max(1, (cores or os.cpu_count() or 1) // jobs))}
     if jobs > 1:
-        env.update(OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1", OMP_WAIT_POLICY="PASSIVE")
+        env.update(OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
     return env
 
 

@@ -166,11 +166,11 @@ def test_fake_run_publishes_every_output_and_records_each_notebooks_reports(fake
     assert not any(p.name.startswith(".staging") for p in (out / "reports").iterdir())
 
 
-def test_kernel_environment_gives_every_core_and_no_spinning_threads_when_notebooks_overlap():
+def test_kernel_environment_shares_the_cores():
     assert kernel_environment(1, cores=8) == {"RECBOOK_THREADS": "8"}
-    assert kernel_environment(3, cores=8) == {"RECBOOK_THREADS": "8", "OPENBLAS_NUM_THREADS": "1",
-                                              "MKL_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
-    assert kernel_environment(4, cores=2)["RECBOOK_THREADS"] == "2"
+    assert kernel_environment(3, cores=8) == {"RECBOOK_THREADS": "2", "OPENBLAS_NUM_THREADS": "1",
+                                              "MKL_NUM_THREADS": "1"}
+    assert kernel_environment(4, cores=2)["RECBOOK_THREADS"] == "1"
 
 
 @pytest.mark.parametrize("jobs", [1, 2])
