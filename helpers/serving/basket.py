@@ -20,7 +20,7 @@ import scipy.sparse as sp
 from helpers.export.production import COLLABORATIVE
 from helpers.models.base import top_k
 from helpers.models.hybrid import diversify, minmax_rows
-from helpers.serving.ids import IdIndex
+from helpers.serving.ids import IdIndex, read_ids
 
 
 def _basket_value(values: str) -> float:
@@ -95,7 +95,7 @@ class BasketScorer:
             self.ease_backfill = _load(cdir / "ease_backfill.npy")
             self.ease_value = _basket_value(params["ease"]["values"])
         self.tfidf_all = sp.load_npz(cdir / "content_tfidf.npz").tocsr()
-        tfidf_pos = products.positions_of(_load(cdir / "content_product_ids.npy"))
+        tfidf_pos = products.positions_of(read_ids(cdir, "content_product_ids"))
         self.tfidf_row_of = np.full(len(products), -1, dtype=np.int64)  # product position -> TF-IDF row
         self.tfidf_row_of[tfidf_pos[tfidf_pos >= 0]] = np.flatnonzero(tfidf_pos >= 0)
         self.tfidf_pos = tfidf_pos

@@ -16,10 +16,12 @@ Unknown ids map to position ``-1``; they are never an error of the server.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 INT64_MIN, INT64_MAX = -(2 ** 63), 2 ** 63 - 1
 _DECIMAL = re.compile(r"-?[0-9]{1,64}")  # leading zeros allowed; the range is checked after
@@ -104,3 +106,12 @@ class IdIndex:
     def values(self, pos) -> list:
         vals = self.ids[np.asarray(pos, dtype=np.int64)]
         return vals.tolist() if self.is_int else [str(v) for v in vals]
+
+
+def read_ids(folder: Path, stem: str) -> np.ndarray:
+    """The product ids an export wrote as ``<stem>.parquet`` (any id type; its one ``product_id``
+    column), or as ``<stem>.npy`` (integer ids, exports of earlier versions)."""
+    path = Path(folder) / f"{stem}.parquet"
+    if path.exists():
+        return as_id_array(pq.read_table(path, columns=["product_id"]).column("product_id"))
+    return as_id_array(np.load(Path(folder) / f"{stem}.npy", allow_pickle=False))

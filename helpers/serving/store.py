@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 from helpers.data.products import ProductLookup
 from helpers.export.production import MAX_K, SCORE_DECIMALS, reason_label
 from helpers.serving.basket import BasketScorer
-from helpers.serving.ids import IdIndex, as_id_array
+from helpers.serving.ids import IdIndex, read_ids
 from helpers.serving.lists import RankedLists, json_records, json_scores, json_values
 
 CACHE_BYTES = 64 * 2 ** 20
@@ -91,7 +91,7 @@ class ExportStore:
         self._labels: dict[str, str] = {}
         self.product_json = json_values(self.products.ids)
         self.attr_json = json_records(frame[list(ATTRIBUTES)])
-        self.items = as_id_array(np.load(model_dir / "items.npy", allow_pickle=False))
+        self.items = read_ids(model_dir, "items")
         self.lists, self.customers = {}, None
         for v in ("all", "new"):
             self.lists[v], self.customers = RankedLists.read(model_dir / f"top_{v}.parquet", "customer_id",

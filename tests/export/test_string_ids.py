@@ -12,6 +12,7 @@ from helpers.data.sample import write_sample
 from helpers.data.star import build_star_schema
 from helpers.export.production import export
 from helpers.export.versioned import resolve
+from helpers.serving.store import ExportStore
 from helpers.tuning import save_tuning
 from tests.export_fixtures import tuning as _tuning
 
@@ -73,3 +74,15 @@ def test_same_lists_as_integer_ids(exports):
                                                             regex=True))
     cols = ["customer_id", "rank", "product_id", "score", "reason", "reason_label"]
     pd.testing.assert_frame_equal(text[cols], as_text[cols])
+
+
+def test_the_api_store_serves_a_text_id_export(exports):
+    """A text-id export writes its catalog ids only as Parquet (no ``items.npy``): the store and
+    the basket scorer read them there and answer in the source's ids."""
+    d = exports["text"]
+    assert not (d / "model" / "items.npy").exists()
+    store = ExportStore(d)
+    assert store.items.dtype == object and str(store.items[0]).startswith("P")
+    basket = json.loads(store.basket_json(["P00001", "P00002"], 3))
+    assert len(basket["items"]) == 3 and all(i["product_id"].startswith("P") for i in basket["items"])
+    assert all(i["product_id"] not in ("P00001", "P00002") for i in basket["items"])
