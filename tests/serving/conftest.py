@@ -52,7 +52,10 @@ def relabel_export(src: Path, dst: Path) -> None:
         df.to_parquet(path, index=False)
     for path in [m / "items.npy", m / "components" / "content_product_ids.npy"]:
         ids = np.load(path)
-        np.save(path, np.array([product_text(p) for p in ids]))  # a fixed-width text array: no pickle
+        # as a text export writes them: Parquet only (a text export has no .npy twins)
+        pd.DataFrame({"product_id": [product_text(p) for p in ids]}).to_parquet(path.with_suffix(".parquet"),
+                                                                                index=False)
+        path.unlink()
 
 
 @pytest.fixture(scope="session")
