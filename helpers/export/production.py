@@ -145,7 +145,6 @@ from helpers.tuning import workflow as models
 from helpers.tuning.production import N_SIMILAR, production_fit_data, production_tuning, similar_products  # noqa: F401
 
 VARIANTS = {"all": "recommendations", "new": "recommendations_new"}
-KEEP_VERSIONS = 2  # version folders kept in the export root: the new one and the previous one
 
 
 # ------------------------------------------------------------------ folders
@@ -468,7 +467,7 @@ def export(processed_dir=None, tables_dir=None, export_dir=None, top_n: int = 10
             "files": sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file()) + ["manifest.json"],
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))  # last: complete
-        version_dir = versioned.publish(tmp, export_dir, keep=KEEP_VERSIONS)
+        version_dir = versioned.publish(tmp, export_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

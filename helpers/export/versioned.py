@@ -41,6 +41,7 @@ from pathlib import Path
 
 CURRENT = "current"
 VERSION_RE = re.compile(r"^\d{8}T\d{6}(?:\.\d+)?Z-[A-Za-z0-9_.-]+$")
+KEEP = 2  # version folders kept in a root: the new one and the previous one
 PLAIN_TRASH = ".plain-"  # the plain-layout entries of a root on their way out
 
 
@@ -60,7 +61,7 @@ def versions(export_root) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink() and VERSION_RE.match(p.name))
 
 
-def publish(staged_dir, export_root, keep: int = 2) -> Path:
+def publish(staged_dir, export_root, keep: int = KEEP) -> Path:
     """Move the complete export ``staged_dir`` into a new version folder of ``export_root`` and
     switch ``export_root/current`` to it atomically; returns the new version folder.
 

@@ -43,7 +43,6 @@ from helpers.pipeline.cache import file_state
 from helpers.pipeline.graph import ancestors
 
 PUBLISHED = ("executed", "tables", "figures")
-KEEP_EXPORTS = 2  # export versions kept in the published export root (the new one and the previous one)
 REPORT_FILES = ("tables", "figures")
 
 
@@ -178,7 +177,7 @@ class Staging:
             _put(src, processed / name, old / f"processed-{name}")
         staged_version = versioned.resolve(self.exports)
         if (staged_version / "manifest.json").is_file():  # the export notebook ran and wrote a complete export
-            versioned.publish(staged_version, self.published["exports"], keep=KEEP_EXPORTS)
+            versioned.publish(staged_version, self.published["exports"])
         reports = self.published["reports"]
         for name in (*PUBLISHED, *report_files):
             if (self.reports / name).exists():
