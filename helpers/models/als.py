@@ -48,7 +48,8 @@ import numpy as np
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
-from helpers.models.base import DEFAULT_CHUNK, FitData, Recommender, n_threads, stable_dot, top_k
+from helpers.models.base import DEFAULT_CHUNK, FitData, Recommender, stable_dot, top_k
+from helpers.models.threads import native_threads
 
 WEIGHTINGS = ("bm25", "log", "none")
 
@@ -244,7 +245,7 @@ class ALS(FallbackMixin, Recommender):
             model = AlternatingLeastSquares(
                 factors=self.factors, regularization=self.regularization, alpha=1.0,
                 iterations=self.iterations, use_gpu=False, use_cg=self.use_cg,
-                num_threads=n_threads(self.num_threads), random_state=self.random_state, dtype=np.float32,
+                num_threads=native_threads(self.num_threads), random_state=self.random_state, dtype=np.float32,
             )
             model.fit(conf, show_progress=False)
         self._model = model

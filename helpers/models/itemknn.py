@@ -26,9 +26,10 @@ import scipy.sparse as sp
 from implicit.nearest_neighbours import ItemItemRecommender, bm25_weight, normalize, tfidf_weight
 from threadpoolctl import threadpool_limits
 
-from helpers.models.base import FitData, Recommender, n_threads
+from helpers.models.base import FitData, Recommender
 from helpers.models.ease import input_matrix
 from helpers.models.popularity import popularity_prior
+from helpers.models.threads import native_threads
 
 WEIGHTINGS = ("none", "tfidf", "bm25")
 SIMILARITIES = ("cosine", "dot")
@@ -75,7 +76,7 @@ class ItemKNN(Recommender):
         self.data = data
         self.x_ = input_matrix(data.user_items, self.values)
         w = weighted_items(self.x_, self.weighting, self.similarity, self.bm25_k1, self.bm25_b)
-        model = ItemItemRecommender(K=int(self.k_neighbors), num_threads=n_threads(self.num_threads))
+        model = ItemItemRecommender(K=int(self.k_neighbors), num_threads=native_threads(self.num_threads))
         with threadpool_limits(limits=1, user_api="blas"):
             model.fit(w, show_progress=False)
         self.similarity_ = sp.csr_matrix(model.similarity, dtype=np.float32)

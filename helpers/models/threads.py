@@ -1,11 +1,21 @@
 """The thread budget of this process, and block-parallel loops that do not depend on it.
 
-One computed setting: :func:`n_threads` is the requested count when positive, else the
-integer in the environment variable ``RECBOOK_THREADS`` (the pipeline sets it per
-notebook kernel, so that notebooks running at once share the cores), else every core.
-Native BLAS pools are limited through ``threadpoolctl`` (:func:`blas_limits`) where
-the models limit them. Every parallel loop writes disjoint outputs in a fixed order,
-so results never depend on the thread count.
+Two kinds of pools, one rule each:
+
+- The project's own pools (:func:`map_blocks`, the weight search, the hybrid's component
+  threads): :func:`n_threads` is the requested count when positive, else the integer in
+  ``RECBOOK_THREADS``, else every core. These are plain threads that take turns on a busy
+  core at no cost, so the pipeline gives every kernel every core: a notebook running alone
+  (00, 06, the tail of 07/08) uses the whole machine, and two side by side share it.
+- Native pools that wait for each other at barriers (implicit's OpenMP solvers, BLAS):
+  :func:`native_threads` is the requested count, else ``RECBOOK_NATIVE_THREADS``, else
+  :func:`n_threads`. A barrier stalls when one of its threads is descheduled, so the
+  pipeline sets it to the fair share ``cores // jobs`` when notebooks overlap (measured on
+  Complete Journey: ALS fitted on every core beside notebook 05 took 148 s, on its share 90 s).
+  BLAS pools are limited through ``threadpoolctl`` (:func:`blas_limits`).
+
+Every parallel loop writes disjoint outputs in a fixed order, so results never depend on the
+thread count.
 """
 
 from __future__ import annotations
@@ -15,10 +25,20 @@ from concurrent.futures import ThreadPoolExecutor
 
 from threadpoolctl import threadpool_limits
 
-__all__ = ["THREADS_ENV", "blas_limits", "map_blocks", "n_threads"]
+__all__ = ["NATIVE_THREADS_ENV", "THREADS_ENV", "blas_limits", "map_blocks", "n_threads", "native_threads"]
 
 #: Environment variable with the thread budget of this process; unset, empty or 0: every core.
 THREADS_ENV = "RECBOOK_THREADS"
+#: Environment variable with the thread budget of native (OpenMP, BLAS) pools; unset: :func:`n_threads`.
+NATIVE_THREADS_ENV = "RECBOOK_NATIVE_THREADS"
+
+
+def _env_threads(name: str) -> int:
+    env = os.environ.get(name, "").strip()
+    try:
+        return max(0, int(env)) if env else 0
+    except ValueError:
+        raise ValueError(f"{name}={env!r} is not an integer number of threads") from None
 
 
 def n_threads(requested: int = 0) -> int:
@@ -27,17 +47,20 @@ def n_threads(requested: int = 0) -> int:
     ``os.cpu_count()``. At least 1."""
     if requested and int(requested) > 0:
         return int(requested)
-    env = os.environ.get(THREADS_ENV, "").strip()
-    try:
-        budget = int(env) if env else 0
-    except ValueError:
-        raise ValueError(f"{THREADS_ENV}={env!r} is not an integer number of threads") from None
-    return budget if budget > 0 else max(1, os.cpu_count() or 1)
+    return _env_threads(THREADS_ENV) or max(1, os.cpu_count() or 1)
+
+
+def native_threads(requested: int = 0) -> int:
+    """Threads for native pools (implicit's OpenMP solvers, BLAS): ``requested`` if > 0, else
+    the integer in ``RECBOOK_NATIVE_THREADS`` if set (and > 0), else :func:`n_threads`."""
+    if requested and int(requested) > 0:
+        return int(requested)
+    return _env_threads(NATIVE_THREADS_ENV) or n_threads()
 
 
 def blas_limits(requested: int = 0) -> threadpool_limits:
-    """A ``threadpoolctl`` context limiting the BLAS pools to :func:`n_threads` ``(requested)``."""
-    return threadpool_limits(limits=n_threads(requested), user_api="blas")
+    """A ``threadpoolctl`` context limiting the BLAS pools to :func:`native_threads` ``(requested)``."""
+    return threadpool_limits(limits=native_threads(requested), user_api="blas")
 
 
 def map_blocks(fn, n: int, block: int, threads: int = 0) -> None:

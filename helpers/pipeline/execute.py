@@ -5,11 +5,21 @@ Each notebook runs in its own process (``python -m helpers.pipeline.execute SPEC
 every running notebook at once: on the first failure (the run is all or nothing, their results
 would be thrown away) and on SIGINT/SIGTERM. :class:`Children` kills a child together with its
 kernel, by process id. The kernel's working directory is the project root.
+
+That command is not started as a new interpreter: importing papermill (nbformat's JSON-schema
+checks, jupyter_client) takes about 2 s, which every notebook paid (a trivial notebook took
+3.3 s, of which 1 s in papermill). The standard library's ``forkserver`` (:mod:`multiprocessing`)
+imports it once per run, in a server process started before the first notebook, and forks one
+single-threaded child per notebook from there: the same program with the same arguments,
+environment, working directory, new session and output files as the command. Any other command
+(the tests' fake notebooks) runs as a plain subprocess.
 """
 
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
 import subprocess
 import sys
 import threading
@@ -52,15 +62,24 @@ class Children:
 
     def run(self, name: str, cmd: list[str], env: dict, log_path: Path, progress: bool) -> int:
         """Run ``cmd`` to its end (output to ``log_path``, stderr also to the terminal with ``progress``)."""
+        spec = _own_spec(cmd)
         with open(log_path, "wb") as log:
             with self._lock:
                 if self.stopping:
                     raise Stopped(name)
-                proc = subprocess.Popen(cmd, env=env, cwd=config.PROJECT_ROOT, stdin=subprocess.DEVNULL,
-                                        stdout=log, stderr=None if progress else log, start_new_session=True)
+                if spec is None:
+                    proc = subprocess.Popen(cmd, env=env, cwd=config.PROJECT_ROOT, stdin=subprocess.DEVNULL,
+                                            stdout=log, stderr=None if progress else log, start_new_session=True)
+                else:
+                    proc = _forkserver().Process(target=_forked, args=(spec, dict(env), str(log_path), progress),
+                                                 name=name, daemon=False)
+                    proc.start()
                 self._procs[name] = proc
             try:
-                return proc.wait()
+                if spec is None:
+                    return proc.wait()
+                proc.join()
+                return proc.exitcode
             finally:
                 with self._lock:
                     self._procs.pop(name, None)
@@ -89,6 +108,56 @@ class Children:
             except psutil.NoSuchProcess:
                 pass
         psutil.wait_procs(alive, timeout=grace_s)
+
+
+def _own_spec(cmd: list[str]) -> str | None:
+    """The SPEC of a :func:`papermill_command`, or ``None`` for any other command."""
+    own = [sys.executable, "-m", __name__ if __name__ != "__main__" else "helpers.pipeline.execute"]
+    return cmd[3] if len(cmd) == 4 and cmd[:3] == own else None
+
+
+_SERVER_LOCK = threading.Lock()
+_SERVER: list = []
+
+
+def _forkserver():
+    """The ``forkserver`` context, papermill imported in its server (started on first use, once per process)."""
+    with _SERVER_LOCK:
+        if not _SERVER:
+            ctx = multiprocessing.get_context("forkserver")
+            ctx.set_forkserver_preload(["papermill", "helpers.pipeline.execute"])
+            _SERVER.append(ctx)
+        return _SERVER[0]
+
+
+def start_forkserver() -> None:
+    """Start the server now (it imports papermill while the run prepares), not at the first notebook."""
+    _forkserver()
+    from multiprocessing import forkserver
+
+    forkserver.ensure_running()
+
+
+def _forked(spec: str, env: dict, log_path: str, progress: bool) -> None:
+    """A forked child doing what ``python -m helpers.pipeline.execute SPEC`` does, set up as
+    :class:`Children` starts that command: own session, environment, working directory, stdin
+    from /dev/null, stdout (and stderr without ``progress``) to the log."""
+    os.setsid()
+    os.environ.clear()
+    os.environ.update(env)
+    os.chdir(config.PROJECT_ROOT)
+    log = os.open(log_path, os.O_WRONLY | os.O_APPEND)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.dup2(log, 1)
+    if not progress:
+        os.dup2(log, 2)
+    os.close(log)
+    os.close(null)
+    rc = _child(json.loads(spec))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    sys.exit(rc)
 
 
 def failed_cell(executed: Path) -> tuple[int | None, str]:

@@ -21,8 +21,7 @@ tables and figures in ``reports/`` and ``reports/run_manifest.json``. With ``--o
 only when all of them succeeded (:mod:`helpers.pipeline.publish`): a failed or interrupted run
 changes none of them (the partially executed copy of a failed notebook is kept in
 ``reports/failed/``). A notebook whose inputs did not change is reused
-(:mod:`helpers.pipeline.cache`). With several notebooks at once each kernel gets
-``RECBOOK_THREADS = cores // jobs`` threads and single-threaded BLAS.
+(:mod:`helpers.pipeline.cache`). Each kernel's thread budgets come from :func:`kernel_environment`.
 """
 
 from __future__ import annotations
@@ -55,6 +54,7 @@ from helpers.pipeline.execute import (
     failed_cell,
     hide_parameter_cells,
     papermill_command,
+    start_forkserver,
 )
 from helpers.pipeline.graph import DEPENDS_ON, check_graph, run_graph, start_order
 from helpers.pipeline.params import RESERVED, ParameterError, notebook_parameters, validate
@@ -101,8 +101,14 @@ def package_versions() -> dict:
 
 
 def kernel_environment(jobs: int, cores: int | None = None) -> dict[str, str]:
-    """Environment of every notebook's kernel: the thread budget, and one BLAS thread when notebooks overlap."""
-    env = {"RECBOOK_THREADS": str(max(1, (cores or os.cpu_count() or 1) // jobs))}
+    """Environment of every notebook's kernel (:mod:`helpers.models.threads`): every core for the
+    project's own thread pools (``RECBOOK_THREADS``), so that a notebook running alone uses the
+    machine and two side by side share it through the operating system; the fair share
+    ``cores // jobs`` for native pools that wait at barriers (``RECBOOK_NATIVE_THREADS``:
+    implicit's solvers), and one BLAS thread when notebooks overlap. A fixed ``cores // jobs``
+    for every pool left the lone notebooks on one core (cold ``make book`` about a sixth slower)."""
+    cores = max(1, cores or os.cpu_count() or 1)
+    env = {"RECBOOK_THREADS": str(cores), "RECBOOK_NATIVE_THREADS": str(max(1, cores // jobs))}
     if jobs > 1:
         env.update(OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
     return env
@@ -210,6 +216,8 @@ def run(dataset: str = config.DEFAULT_DATASET, data_dir=None, output_dir=None, p
         raise ParameterError(f"{[str(p) for p in elsewhere]} is on another filesystem than {reports_dir}: a run "
                              "publishes its outputs by renaming them from there; choose folders on one disk")
     env = {**os.environ, **kernel_environment(jobs)}
+    if command is papermill_command:
+        start_forkserver()
     children = Children()
     timings: dict[str, float] = {}
     schedule: dict[str, list[float]] = {}

@@ -1,4 +1,4 @@
-"""The thread budget: one computed setting, and results that do not depend on it."""
+"""The thread budgets (the project's pools, native solvers), and results that do not depend on them."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from threadpoolctl import threadpool_info
 
 from helpers.data.split import temporal_split
 from helpers.models import THREADS_ENV, blas_limits, n_threads
+from helpers.models.threads import NATIVE_THREADS_ENV, native_threads
 from helpers.models.hybrid import Hybrid, Rules
 from helpers.models.registry import MODELS
 from helpers.tuning.stages import make_stage, score_model
@@ -29,10 +30,25 @@ def test_n_threads_is_requested_then_environment_then_every_core(monkeypatch):
         n_threads()
 
 
-def test_blas_limits_follow_the_budget(monkeypatch):
+def test_native_threads_are_requested_then_their_own_budget_then_the_pools_budget(monkeypatch):
+    monkeypatch.delenv(NATIVE_THREADS_ENV, raising=False)
+    monkeypatch.setenv(THREADS_ENV, "6")
+    assert native_threads() == 6 and native_threads(2) == 2
+    monkeypatch.setenv(NATIVE_THREADS_ENV, "3")
+    assert native_threads() == 3 and native_threads(0) == 3 and native_threads(5) == 5
+    assert n_threads() == 6  # the pools keep their own budget
+    monkeypatch.setenv(NATIVE_THREADS_ENV, "0")
+    assert native_threads() == 6
+    monkeypatch.setenv(NATIVE_THREADS_ENV, "x")
+    with pytest.raises(ValueError, match=NATIVE_THREADS_ENV):
+        native_threads()
+
+
+def test_blas_limits_follow_the_native_budget(monkeypatch):
     if not any(i.get("user_api") == "blas" for i in threadpool_info()):
         pytest.skip("no BLAS pool loaded")
-    monkeypatch.setenv(THREADS_ENV, "1")
+    monkeypatch.setenv(THREADS_ENV, "2")
+    monkeypatch.setenv(NATIVE_THREADS_ENV, "1")
     with blas_limits():
         assert {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"} == {1}
 
@@ -64,7 +80,8 @@ def _everything(stage) -> dict:
 
 def test_results_do_not_depend_on_the_thread_count(stage, monkeypatch):
     runs = []
-    for budget in ("1", "2", "3"):
+    for budget, native in (("1", "1"), ("2", "1"), ("3", "2")):
         monkeypatch.setenv(THREADS_ENV, budget)
+        monkeypatch.setenv(NATIVE_THREADS_ENV, native)
         runs.append(_everything(stage))
     assert runs[0] == runs[1] == runs[2]

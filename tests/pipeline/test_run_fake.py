@@ -73,7 +73,8 @@ if spec.get("exports"):
     os.replace(E / ".current.tmp", E / "current")
 if spec.get("threads"):
     (R / "tables" / f"threads_{stem}.txt").write_text(
-        f"{os.environ.get('RECBOOK_THREADS')} {os.environ.get('OPENBLAS_NUM_THREADS')}")
+        f"{os.environ.get('RECBOOK_THREADS')} {os.environ.get('OPENBLAS_NUM_THREADS')} "
+        f"{os.environ.get('RECBOOK_NATIVE_THREADS')}")
 time.sleep(spec.get("sleep_after", 0))
 nb = json.loads(Path(nb_path).read_text())
 if spec.get("fail"):
@@ -166,11 +167,11 @@ def test_fake_run_publishes_every_output_and_records_each_notebooks_reports(fake
     assert not any(p.name.startswith(".staging") for p in (out / "reports").iterdir())
 
 
-def test_kernel_environment_shares_the_cores():
-    assert kernel_environment(1, cores=8) == {"RECBOOK_THREADS": "8"}
-    assert kernel_environment(3, cores=8) == {"RECBOOK_THREADS": "2", "OPENBLAS_NUM_THREADS": "1",
-                                              "MKL_NUM_THREADS": "1"}
-    assert kernel_environment(4, cores=2)["RECBOOK_THREADS"] == "1"
+def test_kernel_environment_gives_every_core_to_the_pools_and_a_share_to_native_solvers():
+    assert kernel_environment(1, cores=8) == {"RECBOOK_THREADS": "8", "RECBOOK_NATIVE_THREADS": "8"}
+    assert kernel_environment(3, cores=8) == {"RECBOOK_THREADS": "8", "RECBOOK_NATIVE_THREADS": "2",
+                                              "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    assert kernel_environment(4, cores=2)["RECBOOK_NATIVE_THREADS"] == "1"
 
 
 @pytest.mark.parametrize("jobs", [1, 2])
@@ -180,9 +181,10 @@ def test_every_kernel_gets_the_thread_budget(fake_project, tmp_path, jobs):
     tables = tmp_path / "out" / "reports" / "tables"
     got = {stem: (tables / f"threads_{stem}.txt").read_text().split() for stem in FAKE_GRAPH}
     want = kernel_environment(jobs)
-    assert all(n == want["RECBOOK_THREADS"] for n, _ in got.values())
+    assert {(n, native) for n, _, native in got.values()} == {(want["RECBOOK_THREADS"],
+                                                               want["RECBOOK_NATIVE_THREADS"])}
     if jobs > 1:
-        assert {blas for _, blas in got.values()} == {"1"}
+        assert {blas for _, blas, _ in got.values()} == {"1"}
 
 
 def test_fake_run_one_job_gives_the_same_outputs(fake_project, tmp_path):
