@@ -63,8 +63,9 @@ def _fail(table, column, rule, detail, df=None, mask=None, fix=None):
 
 def _coerce_id(s: pd.Series, raw_null: pd.Series, nullable: bool, table: str, column: str, df) -> pd.Series:
     """Integer ids as int64 (``Int64`` when nullable), text ids as text (object, None for nulls)."""
-    if s.dtype == np.int64 and not nullable:
-        return s
+    if pd.api.types.is_integer_dtype(s.dtype):  # whole numbers already (numpy or nullable integers)
+        want = "Int64" if raw_null.any() or nullable else "int64"
+        return s if s.dtype == want else s.astype(want, copy=False)
     if pd.api.types.is_bool_dtype(s.dtype):
         _fail(table, column, "dtype", "identifiers must be integers or text, not booleans")
     if pd.api.types.is_numeric_dtype(s.dtype):
@@ -75,6 +76,13 @@ def _coerce_id(s: pd.Series, raw_null: pd.Series, nullable: bool, table: str, co
                   fix=f"store {column} as text (e.g. a string column) if these are codes")
         return num.astype("Int64") if raw_null.any() or nullable else num.astype("int64")
     return s.astype(str).astype(object).where(~raw_null, None)
+
+
+def _midnights(s: pd.Series) -> bool:
+    """Every timestamp of a ``datetime64[ns]`` series is at midnight (checked on its distinct values:
+    a fact table's dates repeat; NaT, the minimum int64, counts as a midnight)."""
+    ns = pd.unique(s.to_numpy()).view(np.int64)
+    return bool(((ns % 86_400_000_000_000 == 0) | (ns == np.iinfo(np.int64).min)).all())
 
 
 def _coerce(df: pd.DataFrame, spec: Table) -> pd.DataFrame:
@@ -117,6 +125,8 @@ def _coerce(df: pd.DataFrame, spec: Table) -> pd.DataFrame:
                     if bad.any():
                         _fail(spec.name, col.name, "dtype", "values are not booleans", df, bad)
                     conv = conv.astype("boolean") if (raw_null.any() or col.nullable) else conv.astype(bool)
+            elif col.dtype in ("datetime", "date") and s.dtype == "datetime64[ns]":
+                conv = s if col.dtype == "datetime" or _midnights(s) else s.dt.normalize()  # nothing to parse
             elif col.dtype in ("datetime", "date"):
                 with warnings.catch_warnings():  # mixed formats parse element-wise: fine here
                     warnings.simplefilter("ignore", UserWarning)
@@ -140,9 +150,10 @@ def _coerce(df: pd.DataFrame, spec: Table) -> pd.DataFrame:
             raise
         except Exception as exc:  # pragma: no cover - defensive
             _fail(spec.name, col.name, "dtype", f"cannot convert to {col.dtype}: {exc}")
-        out[col.name] = conv
+        if conv is not s:  # an assignment copies the column: only for converted ones
+            out[col.name] = conv
         if not col.nullable:
-            nulls = out[col.name].isna()
+            nulls = conv.isna()
             if nulls.any():
                 _fail(spec.name, col.name, "not-null", f"{int(nulls.sum())} null values", df, nulls)
     return out

@@ -207,3 +207,24 @@ def test_returns_are_kept_and_flagged(tiny_tables):
     f = tiny_tables["fact_transactions"]
     assert f["is_return"].any()
     assert (f.loc[f["is_return"], "quantity"] < 0).all()
+
+
+def test_validate_keeps_ready_columns_and_still_normalizes_and_types_the_others():
+    """Columns already of their type skip parsing; a date column with times of day is still
+    normalized, narrow and nullable integer ids are typed int64 / Int64, bad ids still fail."""
+    from helpers.data.validate import validate_table
+
+    ts = pd.to_datetime(["2024-01-01 10:30", "2024-01-02 00:00", "2024-01-02 23:59"])
+    fact = pd.DataFrame({"basket_id": np.array([1, 2, 3], dtype=np.int32), "customer_id": [1, 1, 2],
+                         "product_id": [5, 6, 5], "store_id": pd.array([1, None, 2], dtype="Int64"),
+                         "timestamp": ts, "date": ts, "quantity": [1.0, 2.0, 1.0],
+                         "sales_value": [1.0, 2.0, 3.0]})
+    out = validate_table(fact, "fact_transactions")
+    assert out["date"].tolist() == list(pd.to_datetime(["2024-01-01", "2024-01-02", "2024-01-02"]))
+    assert out["timestamp"].tolist() == list(ts)
+    assert out["basket_id"].dtype == np.int64 and out["basket_id"].tolist() == [1, 2, 3]
+    assert str(out["store_id"].dtype) == "Int64" and out["store_id"].isna().tolist() == [False, True, False]
+    midnight = fact.assign(date=ts.normalize())
+    assert validate_table(midnight, "fact_transactions")["date"].tolist() == out["date"].tolist()
+    with pytest.raises(DataValidationError, match="whole numbers"):
+        validate_table(fact.assign(product_id=[5.0, 6.5, 5.0]), "fact_transactions")
