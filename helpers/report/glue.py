@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from helpers import config
@@ -18,6 +19,10 @@ def report_dirs(reports_dir=None) -> dict[str, Path]:
 
 def glue_all(values: dict, display: bool = False) -> None:
     """Glue every value of a dict under its key (numbers keep their type for formatting)."""
+    # myst_nb's glue imports nbformat -> jsonschema, which loads its optional IRI format checker
+    # rfc3987_syntax if installed (a Jupyter extra): that compiles 38 lark grammars, about 1 s in
+    # every notebook's kernel. No kernel validates IRIs; marked absent, jsonschema skips that format.
+    sys.modules.setdefault("rfc3987_syntax", None)
     from myst_nb import glue
 
     for key, value in values.items():

@@ -66,3 +66,22 @@ def test_lift_over_most_popular():
                   ("hybrid", "new", "hit_rate"): 0.2})
     assert summary.lift(m, "all") == pytest.approx(2.0)
     assert math.isnan(summary.lift(m, "new"))
+
+
+def test_glue_in_a_fresh_kernel_does_not_compile_the_iri_grammars():
+    """glue_all works in a new process without loading rfc3987_syntax (1 s of lark grammars per
+    kernel); jsonschema still validates, date-time formats included."""
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "from helpers.report.glue import glue_all\n"
+            "glue_all({'n': 3})\n"
+            "import jsonschema\n"
+            "assert sys.modules.get('rfc3987_syntax') is None, 'rfc3987_syntax was imported'\n"
+            "jsonschema.validate({'t': '2024-01-01T00:00:00Z'}, {'properties': {'t': {'type': 'string', "
+            "'format': 'date-time'}}}, format_checker=jsonschema.FormatChecker())\n"
+            "print('ok')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().endswith("ok")
