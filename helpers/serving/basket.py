@@ -35,14 +35,27 @@ def _basket_value(values: str) -> float:
     return float(np.log1p(1.0)) if values == "log" else 1.0
 
 
-def row_sum(m: sp.csr_matrix, rows: np.ndarray) -> np.ndarray:
-    """Sum of some rows of a CSR matrix as a dense float64 vector, straight from its arrays (a
-    basket's few rows: no sparse sub-matrix is built)."""
+def _entries(m: sp.csr_matrix, rows: np.ndarray) -> np.ndarray:
+    """Positions in ``m.indices`` / ``m.data`` of the stored entries of some rows, row after row."""
     starts, ends = m.indptr[rows], m.indptr[np.asarray(rows) + 1]
     lens = (ends - starts).astype(np.int64)
     first = np.concatenate(([0], np.cumsum(lens)[:-1]))
-    at = np.repeat(starts - first, lens) + np.arange(int(lens.sum()))
+    return np.repeat(starts - first, lens) + np.arange(int(lens.sum()))
+
+
+def row_sum(m: sp.csr_matrix, rows: np.ndarray) -> np.ndarray:
+    """Sum of some rows of a CSR matrix as a dense float64 vector, straight from its arrays (a
+    basket's few rows: no sparse sub-matrix is built)."""
+    at = _entries(m, rows)
     return np.bincount(m.indices[at], weights=m.data[at], minlength=m.shape[1])
+
+
+def row_sum_at(m: sp.csr_matrix, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The columns :func:`row_sum` does not leave at zero and its values there (the same sums,
+    added in the same order), without a dense vector over every column."""
+    at = _entries(m, rows)
+    cols, inverse = np.unique(m.indices[at], return_inverse=True)
+    return cols, np.bincount(inverse, weights=m.data[at], minlength=len(cols))
 
 
 def values_at(m: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
@@ -95,6 +108,7 @@ class BasketScorer:
             self.multiplier = rules["multiplier"].astype(np.float32)
             self.allowed = rules["allowed"].astype(bool)
             self.categories = rules["categories"].astype(np.int64)
+        self.disallowed = np.flatnonzero(~self.allowed)
         self.vectors: dict[str, np.ndarray] = {}
         if "global_popularity" in self.names:
             self.vectors["global_popularity"] = _load(cdir / "global_popularity.npy")
@@ -119,6 +133,8 @@ class BasketScorer:
             self.knn = sp.load_npz(cdir / "itemknn_similarity.npz").tocsr()
             self.knn_backfill = _load(cdir / "itemknn_backfill.npy")
             self.knn_value = _basket_value(params["itemknn"]["values"])
+            # what adding an all-zero row_sum gives the backfill (x + 0 = x, but -0 + 0 = +0)
+            self.knn_backfill_zero = self.knn_backfill + self.knn_backfill.dtype.type(0.0)
         if "ease" in self.names:
             self.ease_b = _load(cdir / "ease_weights.npy")
             self.ease_items = _load(cdir / "ease_items.npy")
@@ -224,7 +240,7 @@ class BasketScorer:
     #: 64, so that BLAS groups the rows of a block as it groups them in the whole matrix.
     als_block_rows = 1024
 
-    def als_many(self, xs: np.ndarray) -> np.ndarray:
+    def als_many(self, xs: np.ndarray, pool=None) -> np.ndarray:
         """``item_factors @ x`` for each user factor ``x`` (rows of ``xs``), the same values.
 
         One matrix-vector product alone reads all the factors from memory (35 MB on Complete
@@ -234,17 +250,30 @@ class BasketScorer:
         is one row's dot product, summed in the kernel's fixed order), so the scores are those
         of ``item_factors @ x`` with one BLAS thread (the API's setting); a matrix-matrix
         product (``item_factors @ xs.T``) would sum in another order and change last bits.
+
+        ``pool`` (a :class:`concurrent.futures.Executor`): every other block is computed by one
+        of its threads meanwhile (BLAS runs without the GIL), the same products on another core.
         """
         y = self.item_factors
         out = np.empty((len(xs), len(y)), dtype=np.result_type(y.dtype, xs.dtype))
         step = self.als_block_rows
-        for a in range(0, len(y), step):
-            blk = y[a:a + step]
-            for j in range(len(xs)):
-                np.matmul(blk, xs[j], out=out[j, a:a + step])
+
+        def blocks(starts) -> None:
+            for a in starts:
+                blk = y[a:a + step]
+                for j in range(len(xs)):
+                    np.matmul(blk, xs[j], out=out[j, a:a + step])
+
+        starts = range(0, len(y), step)
+        if pool is None or len(starts) < 2:
+            blocks(starts)
+        else:
+            other = pool.submit(blocks, starts[1::2])
+            blocks(starts[0::2])
+            other.result()
         return out
 
-    def normed_many(self, pos_list: list, cols_list: list) -> dict[str, np.ndarray]:
+    def normed_many(self, pos_list: list, cols_list: list, pool=None) -> dict[str, np.ndarray]:
         """Normalized score rows of every component for a batch of baskets (positions and their
         catalog columns): ``{name: (baskets, items)}``, or ``(items,)`` for a component the
         basket does not change. Row ``i`` holds the values :meth:`scores_of` gives basket ``i``
@@ -261,13 +290,22 @@ class BasketScorer:
                     c = cols_list[i]
                     raw[i, c] = (self.ba_weight + 1.0 * (1.0 + self.ba_tie * self.prior[c])).astype(np.float32)
             elif name == "als":
-                raw = np.repeat(self.als_fallback[None, :], nb, axis=0)
-                if with_cols:
-                    raw[with_cols] = self.als_many(np.stack([self.fold_in(cols_list[i]) for i in with_cols]))
-            elif name == "itemknn":
-                raw = np.repeat(self.knn_backfill[None, :], nb, axis=0)
-                for i in with_cols:
-                    raw[i] += self.knn_value * row_sum(self.knn, cols_list[i]).astype(np.float32)
+                folded = self.als_many(np.stack([self.fold_in(cols_list[i]) for i in with_cols]), pool) \
+                    if with_cols else None
+                if len(with_cols) == nb and folded.dtype == np.float32:
+                    raw = folded
+                else:
+                    raw = np.repeat(self.als_fallback[None, :], nb, axis=0)
+                    if with_cols:
+                        raw[with_cols] = folded
+            elif name == "itemknn":  # the rows' sum added where it is not zero (elsewhere x + 0: backfill_zero)
+                raw = np.repeat(self.knn_backfill_zero[None, :], nb, axis=0)
+                for i, c in enumerate(cols_list):
+                    if len(c):
+                        at, sums = row_sum_at(self.knn, c)
+                        raw[i, at] += self.knn_value * sums.astype(np.float32)
+                    else:
+                        raw[i] = self.knn_backfill
             elif name == "ease":
                 raw = np.repeat(self.ease_backfill[None, :], nb, axis=0)
                 for i in with_cols:
@@ -288,9 +326,10 @@ class BasketScorer:
         product) for a basket of product positions (basket products excluded)."""
         return self.recommend_many([pos], k)[0]
 
-    def recommend_many(self, baskets: list, k) -> list[tuple[np.ndarray, np.ndarray, list]]:
+    def recommend_many(self, baskets: list, k, pool=None) -> list[tuple[np.ndarray, np.ndarray, list]]:
         """:meth:`recommend` of each basket (product positions; ``k`` one int or one per basket),
-        computed together: the same answers, ties and reasons as each basket scored alone."""
+        computed together: the same answers, ties and reasons as each basket scored alone
+        (``pool``: a thread for half of the ALS products, :meth:`als_many`)."""
         pos_list = [np.unique(np.asarray(p, dtype=np.int64)) for p in baskets]
         ks = [int(k)] * len(pos_list) if np.ndim(k) == 0 else [int(x) for x in k]
         if len(ks) != len(pos_list):
@@ -298,12 +337,13 @@ class BasketScorer:
         if not pos_list:
             return []
         cols_list = [self.columns(p) for p in pos_list]
-        normed = self.normed_many(pos_list, cols_list)
+        normed = self.normed_many(pos_list, cols_list, pool)
         total = np.zeros((len(pos_list), self.n_items), dtype=np.float32)
         for name, n in normed.items():
             total += np.float32(self.weights[name]) * n
         total *= self.multiplier
-        total[:, ~self.allowed] = -np.inf
+        if len(self.disallowed):
+            total[:, self.disallowed] = -np.inf
         for i, c in enumerate(cols_list):
             total[i, c] = -np.inf
         out = [None] * len(pos_list)

@@ -8,13 +8,15 @@ same products, the same float32 scores bit for bit, the same ties and the same r
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 
 from helpers.export.production import COLLABORATIVE
 from helpers.models.base import top_k
 from helpers.models.hybrid import diversify, minmax_rows
-from helpers.serving.basket import values_at
+from helpers.serving.basket import row_sum, row_sum_at, values_at
 from helpers.serving.store import ExportStore
 
 
@@ -137,9 +139,23 @@ def test_a_batch_answers_as_each_basket_alone_with_category_caps(scorer, monkeyp
 def test_factor_blocks_give_the_whole_product(scorer, monkeypatch):
     xs = np.random.default_rng(5).standard_normal((6, scorer.item_factors.shape[1])).astype(np.float32)
     whole = np.stack([scorer.item_factors @ x for x in xs])
-    for rows in (64, 128, 10 ** 6):
-        monkeypatch.setattr(scorer, "als_block_rows", rows)
-        assert scorer.als_many(xs).tobytes() == whole.tobytes()
+    with ThreadPoolExecutor(1) as pool:
+        for rows in (64, 128, 10 ** 6):
+            monkeypatch.setattr(scorer, "als_block_rows", rows)
+            assert scorer.als_many(xs).tobytes() == whole.tobytes()
+            assert scorer.als_many(xs, pool).tobytes() == whole.tobytes()  # half of the blocks on the pool's thread
+        baskets = random_baskets(scorer, 20, 8)
+        assert_same(scorer.recommend_many(baskets, 10, pool), [reference(scorer, b, 10) for b in baskets])
+
+
+def test_row_sum_at_is_row_sum_where_it_is_not_zero(scorer):
+    rng = np.random.default_rng(9)
+    for _ in range(10):
+        rows = np.unique(rng.integers(0, scorer.n_items, rng.integers(1, 6)))
+        dense = row_sum(scorer.knn, rows)
+        cols, sums = row_sum_at(scorer.knn, rows)
+        assert len(cols) and dense[cols].tobytes() == sums.tobytes()
+        assert not np.delete(dense, cols).any()
 
 
 def test_values_at_equals_column_selection(scorer):
