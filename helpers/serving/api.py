@@ -13,7 +13,9 @@ Settings, including the optional API key and rate limit: :mod:`helpers.serving.s
 Baskets are scored in micro-batches (:mod:`helpers.serving.batcher`): one worker thread scores
 the baskets that arrived while it scored the previous ones together
 (:meth:`~helpers.serving.store.ExportStore.basket_json_many`, at most ``RECBOOK_API_BASKET_BATCH``;
-the same answers as one by one), and an idle server scores a basket at once. While the app runs,
+the same answers as one by one), and an idle server scores a basket at once. A plain basket
+request is answered in front of FastAPI's routing (:mod:`helpers.serving.fastpath`, the same
+bytes); any other goes through the route. While the app runs,
 BLAS is limited to one thread (``threadpoolctl``): the server's products are small
 (a matrix-vector product per basket, 128 x 128 solves) and a BLAS pool's threads spin between
 them, taking the CPU the event loop and the other requests need (measured on Complete Journey at
@@ -54,6 +56,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Annotated
 
@@ -66,6 +69,7 @@ from threadpoolctl import threadpool_limits
 from helpers.export.production import MAX_K
 from helpers.serving.batcher import MicroBatcher
 from helpers.serving.cache import ResponseCache
+from helpers.serving.fastpath import BasketFastPath
 from helpers.serving.guards import Guards
 from helpers.serving.reload import StoreHolder
 from helpers.serving.settings import ENV_VAR, MAX_BASKET, MAX_ID_LENGTH, Settings, export_dir_from_env
@@ -95,15 +99,16 @@ def _unknown(kind: str, ids: list) -> HTTPException:
                                       f"unknown_{kind}_ids": ids})
 
 
-def score_baskets(items: list) -> list[bytes]:
+def score_baskets(items: list, pool=None) -> list[bytes]:
     """Answers of ``(store, product ids, k)`` items, each store's baskets scored together (a
-    reload may change the store between two requests of one batch)."""
+    reload may change the store between two requests of one batch; ``pool``: a thread for half
+    of the ALS products)."""
     out: list = [None] * len(items)
     groups: dict = {}
     for i, (s, _ids, _k) in enumerate(items):
         groups.setdefault(id(s), []).append(i)
     for idx in groups.values():
-        bodies = items[idx[0]][0].basket_json_many([items[i][1] for i in idx], [items[i][2] for i in idx])
+        bodies = items[idx[0]][0].basket_json_many([items[i][1] for i in idx], [items[i][2] for i in idx], pool)
         for i, body in zip(idx, bodies):
             out[i] = body
     return out
@@ -113,7 +118,10 @@ def create_app(export_dir=None, settings: Settings | None = None) -> FastAPI:
     """The FastAPI app serving ``export_dir`` (else ``$RECBOOK_EXPORT_DIR`` or ``data/exports``)."""
     settings = settings or Settings.from_env(export_dir)
     holder = StoreHolder(settings.export_root, settings.cache_bytes)
-    baskets = MicroBatcher(score_baskets, max_batch=settings.basket_batch, name="basket-scorer")
+    # a second thread for half of each batch's ALS products (GIL released): the batch's slowest part on both cores
+    als_pool = ThreadPoolExecutor(1, thread_name_prefix="basket-als")
+    baskets = MicroBatcher(lambda items: score_baskets(items, als_pool), max_batch=settings.basket_batch,
+                           name="basket-scorer")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -212,6 +220,8 @@ def create_app(export_dir=None, settings: Settings | None = None) -> FastAPI:
         return _json(dumps(out), status)
 
     app.add_middleware(ResponseCache, holder=holder, max_bytes=settings.cache_bytes)
+    app.add_middleware(BasketFastPath, holder=holder, submit=baskets.submit, max_basket=MAX_BASKET,
+                       max_id_length=MAX_ID_LENGTH, max_k=MAX_K)
     app.add_middleware(Guards, max_body_bytes=settings.max_body_bytes, api_key=settings.api_key,
                        rate_per_second=settings.rate_per_second, burst=settings.burst)
     return app
