@@ -91,7 +91,7 @@ class MicroBatcher:
                 for one in batch:  # alone, so that a failing item fails only its own future
                     self._compute([one])
             return
-        self.batches += 1
+        self.batches += 1  # only the worker thread writes them
         self.items += len(batch)
         for (_item, f), result in zip(batch, results):
             f.set_result(result)
