@@ -347,10 +347,10 @@ class BasketScorer:
         for i, c in enumerate(cols_list):
             total[i, c] = -np.inf
         out = [None] * len(pos_list)
-        for kk in sorted(set(ks)):
-            rows = [i for i, x in enumerate(ks) if x == kk]
+        for asked in sorted(set(ks)):  # the baskets asking for the same k ranked together
+            rows = [i for i, x in enumerate(ks) if x == asked]
             block = total if len(rows) == len(ks) else total[rows]
-            kk = min(kk, self.n_items)
+            kk = min(asked, self.n_items)
             if self.rules.get("max_per_category"):
                 idx, val = diversify(block, self.categories, kk, int(self.rules["max_per_category"]))
             else:
@@ -361,6 +361,7 @@ class BasketScorer:
                 row_normed = {name: n[i] if n.ndim == 2 else n for name, n in normed.items()}
                 out[i] = (self.item_pos[cols], val[r][keep], self.explain(pos_list[i], cols, row_normed))
         return out
+
     def explain(self, pos: np.ndarray, cols: np.ndarray, normed: dict) -> list:
         """Per recommended column: ``"trending"`` or the position of the basket product it is similar to."""
         names = [n for n in normed if n != "buy_again"]  # basket items are excluded: nothing to buy again
@@ -391,7 +392,7 @@ class BasketScorer:
         rows = self.content_rows(pos)
         if len(rows):
             # the recommended items' rows (a column selection would scan the whole matrix); each
-            # cosine sums over the basket product's terms in their stored order, as before
+            # cosine still sums over the basket product's terms in their stored order
             sims = (self.tfidf_all[rows] @ self.tfidf_items[cols].T).toarray()
             content_best = np.where(sims.max(axis=0) > 0, self.tfidf_pos[rows[np.argmax(sims, axis=0)]], -1)
         first = np.where(by_content, content_best, knn_best)
