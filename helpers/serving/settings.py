@@ -10,6 +10,7 @@ variable                                default                    meaning
 ``RECBOOK_API_RATE``                    ``0`` (off)                requests per second per client address
 ``RECBOOK_API_BURST``                   ``2 x rate`` (min 1)       token-bucket size per client address
 ``RECBOOK_API_RELOAD_SECONDS``          ``5``                      period of the export check (0: off)
+``RECBOOK_API_BASKET_BATCH``            ``16``                     most baskets scored in one micro-batch
 ======================================  =========================  ==========================================
 """
 
@@ -53,6 +54,7 @@ class Settings:
     rate_per_second: float = 0.0
     burst: float = 0.0
     reload_seconds: float = 5.0
+    basket_batch: int = 16
 
     @classmethod
     def from_env(cls, export_dir=None, **overrides) -> Settings:
@@ -65,6 +67,7 @@ class Settings:
             rate_per_second=rate,
             burst=_number("RECBOOK_API_BURST", max(1.0, 2.0 * rate), minimum=1.0),
             reload_seconds=_number("RECBOOK_API_RELOAD_SECONDS", 5.0),
+            basket_batch=int(_number("RECBOOK_API_BASKET_BATCH", 16, minimum=1)),
         )
         values.update(overrides)
         return cls(**values)

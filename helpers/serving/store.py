@@ -233,10 +233,19 @@ class ExportStore:
 
     def basket_json(self, product_ids, k: int = 10) -> bytes:
         """Real-time recommendations of a basket of known product ids (as JSON bytes)."""
-        pos = self.products.positions(list(product_ids))
-        if (pos < 0).any():
+        return self.basket_json_many([product_ids], [k])[0]
+
+    def basket_json_many(self, baskets: list, ks: list, pool=None) -> list[bytes]:
+        """:meth:`basket_json` of each basket (known product ids) with its ``k``, scored together
+        (:meth:`~helpers.serving.basket.BasketScorer.recommend_many`: the same answers; ``pool``
+        a thread for half of its ALS products)."""
+        pos_list = [self.products.positions(list(ids)) for ids in baskets]
+        if any((pos < 0).any() for pos in pos_list):
             raise KeyError("unknown product ids")
-        out_pos, scores, why = self.basket.recommend(pos, k)
+        return [self._basket_answer(pos, k, *rec)
+                for pos, k, rec in zip(pos_list, ks, self.basket.recommend_many(pos_list, ks, pool))]
+
+    def _basket_answer(self, pos: np.ndarray, k: int, out_pos: np.ndarray, scores: np.ndarray, why: list) -> bytes:
         reasons = ["trending" if w == "trending" else f"similar_to:{self.products.value(w)}" for w in why]
         now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         tail = b',"model_version":' + dumps(self.version) + b',"generated_at":' + dumps(now) + b"}"

@@ -129,6 +129,9 @@ def test_api_key_when_set(export_world):
         assert c.get(f"/customers/{cid}/recommendations", headers={"X-API-Key": "s3cret"}).status_code == 200
         assert c.post("/admin/reload").status_code == 401
         assert c.post("/admin/reload", headers={"X-API-Key": "s3cret"}).status_code == 200
+        basket = {"product_ids": _export(export_world)["product_id"].tolist()[:2]}  # the fast path: behind the key too
+        assert c.post("/recommendations", json=basket).status_code == 401
+        assert c.post("/recommendations", json=basket, headers={"X-API-Key": "s3cret"}).status_code == 200
     with make_client(export_world["out"]) as c:  # off by default
         assert c.get(f"/customers/{cid}/recommendations").status_code == 200
 

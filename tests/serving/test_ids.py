@@ -27,6 +27,19 @@ def test_text_index_keeps_leading_zeros_and_matches_numbers_as_text():
     assert idx.values([1, 0]) == ["HBZ-4720-BL", "00123"]
 
 
+def test_few_and_many_ids_are_looked_up_alike():
+    """A few ids are looked up one by one, more at once: the same positions either way."""
+    from helpers.serving.ids import FEW_IDS
+
+    for idx, probes in ((IdIndex(np.array([30, 10, 20], dtype=np.int64)), ["10", 20, "x", True, 2 ** 63, "030", 30]),
+                        (IdIndex(["00123", "HBZ-4720-BL", "42"]), ["42", 42, "123", "00123", "HBZ-4720-BL", None])):
+        many = (probes * (FEW_IDS // len(probes) + 1))[: FEW_IDS + 1]
+        assert len(many) > FEW_IDS
+        few = idx.positions(probes).tolist()
+        assert idx.positions(many).tolist() == (few * (FEW_IDS // len(probes) + 1))[: FEW_IDS + 1]
+        assert max(few) >= 0 and min(few) == -1
+
+
 def test_file_dtypes():
     assert as_id_array(np.array([1, 2], dtype=np.int32)).dtype == np.int64
     assert as_id_array(np.array([1.0, 2.0])).dtype == np.int64  # a nullable integer column read as floats
