@@ -51,8 +51,9 @@ What is measured
    customers as a dense matrix of ``--dense-budget-gib`` holds. Top-10 lists
    are compared as sets, items tied with the 10th score allowed to differ
    (:func:`topk_agreement`).
-4. **API latency**: :mod:`helpers.bench.api_load` when it exists (8 concurrent
-   clients, 10,000 requests), else recorded as not available.
+4. **API latency**: :mod:`helpers.bench.api_load` when it exists, else recorded as not
+   available; it serves ``data/exports``, else the export of this run's Complete Journey
+   section (:func:`keep_cj_export`), else the 10k rung's.
 
 Outputs: ``reports/benchmarks/bench.json`` (written atomically; sections and
 rungs not rerun are kept from the previous file unless ``--fresh``), plots
@@ -85,6 +86,17 @@ from helpers.bench.suite import (
     now,
 )
 from helpers.report.performance import TABLES_MD, render, write_placeholder
+
+
+def keep_cj_export(snapshot: Path, api_export: Path) -> bool:
+    """Move the export root of the Complete Journey run in ``snapshot`` to ``api_export`` (for the API
+    section; a ladder rung's export is kept there only when no Complete Journey export is)."""
+    root = snapshot / "data" / "exports"
+    if api_export.exists() or not root.is_dir():
+        return False
+    api_export.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(root), str(api_export))
+    return True
 
 
 def main(argv=None) -> int:
@@ -146,14 +158,17 @@ def main(argv=None) -> int:
     new: dict = {"schema": SCHEMA_VERSION, "generated_at": now(), "machine": machine_info(),
                  "command": ["python", "-m", "helpers.bench", *(argv if argv is not None else sys.argv[1:])]}
     t_all = time.perf_counter()
+    work = Path(args.work_dir)
+    api_export = work / "api-export"
     if args.cj:
-        snap = Path(args.work_dir) / "cj-snapshot" if args.cj_snapshot else None
+        snap = work / "cj-snapshot" if args.cj_snapshot else None
         try:
             new["cj"] = bench_cj(tuple(p.strip() for p in args.cj_phases.split(",") if p.strip()), snap)
         finally:
+            if snap is not None and args.api:  # the API section serves the Complete Journey export
+                keep_cj_export(snap, api_export)
             if snap is not None and not args.keep_work:
                 shutil.rmtree(snap, ignore_errors=True)
-    work = Path(args.work_dir)
     sizes = LADDER
     if args.sizes:
         sizes = tuple(tuple(int(v) for v in x.lower().split("x")) for x in args.sizes.split(","))
@@ -162,7 +177,6 @@ def main(argv=None) -> int:
         wanted = {int(x) for x in args.rungs.split(",")}
         ladder = [(c, p) for c, p in sizes if c in wanted]
     ratio_rung = work / f"rung-{args.ratio_customers}"
-    api_export = work / "api-export"
     try:
         if args.ladder and ladder:
             rungs = []

@@ -220,3 +220,22 @@ def test_performance_tables_show_the_api_under_load():
                                                    "target_p99_ms": {"recommendations": 30.0, "basket": 100.0}}}}}
     md = performance.render_markdown(b)
     assert "locust, 32 concurrent users" in md and "| basket | 1,000 | 0 | 5.0 | 25.5 | 600 | 0.20 |" in md
+
+
+def test_the_complete_journey_export_is_kept_for_the_api_section(tmp_path):
+    """The API section serves the export of the Complete Journey run (a versioned root, its
+    ``current`` link intact), moved out of the snapshot before the snapshot is removed."""
+    import os
+
+    from helpers.bench.__main__ import keep_cj_export
+    from helpers.export.versioned import resolve
+
+    snap, api = tmp_path / "cj-snapshot", tmp_path / "work" / "api-export"
+    version = snap / "data" / "exports" / "20261204T000000Z"
+    version.mkdir(parents=True)
+    (version / "manifest.json").write_text("{}")
+    os.symlink(version.name, snap / "data" / "exports" / "current")
+    assert keep_cj_export(snap, api)
+    assert (resolve(api) / "manifest.json").exists() and not (snap / "data" / "exports").exists()
+    assert not keep_cj_export(snap, api)  # nothing left to keep, and an export already kept stays
+    assert (resolve(api) / "manifest.json").exists()
