@@ -39,6 +39,22 @@ from helpers.data.schema import MIN_CUSTOMERS_ERROR, TABLES, Table
 
 MAX_ROWS_SHOWN = 5
 
+#: How to fix a broken structural rule (formatted with ``table``, ``column``, ``other``: the referenced
+#: table); the same words from the local and the Spark engine.
+FIXES = {
+    "required-column": 'name the source column under [columns.{table}] in recbook.toml, e.g. `your_column = "{column}"`',
+    "non-empty": "export the table with its rows",
+    "unique-key": "keep one row per {column} in the source",
+    "foreign-key": "add the missing {column} rows to {other} (attributes may be empty)",
+    "dtype:float": 'if the numbers use a decimal comma, add `decimal = ","` under [csv] in recbook.toml',
+    "dtype:id": "store {column} as text (e.g. a string column) if these are codes",
+}
+
+
+def fix_for(rule: str, table: str, column: str | None = None, other: str | None = None) -> str:
+    """The fix of a structural rule (:data:`FIXES`)."""
+    return FIXES[rule].format(table=table, column=column, other=other)
+
 
 class DataValidationError(ValueError):
     """A table breaks a rule of the star-schema contract."""
@@ -73,7 +89,7 @@ def _coerce_id(s: pd.Series, raw_null: pd.Series, nullable: bool, table: str, co
         bad = num.notna() & (num != np.round(num))
         if bad.any():
             _fail(table, column, "dtype", "numeric identifiers must be whole numbers", df, bad,
-                  fix=f"store {column} as text (e.g. a string column) if these are codes")
+                  fix=fix_for("dtype:id", table, column))
         return num.astype("Int64") if raw_null.any() or nullable else num.astype("int64")
     return s.astype(str).astype(object).where(~raw_null, None)
 
@@ -112,7 +128,7 @@ def _coerce(df: pd.DataFrame, spec: Table) -> pd.DataFrame:
                 bad = conv.isna() & ~raw_null
                 if bad.any():
                     _fail(spec.name, col.name, "dtype", "values are not numbers", df, bad,
-                          fix='if the numbers use a decimal comma, add `decimal = ","` under [csv] in recbook.toml')
+                          fix=fix_for("dtype:float", spec.name, col.name))
             elif col.dtype == "bool":
                 if s.dtype == bool:
                     conv = s
@@ -168,16 +184,16 @@ def validate_table(df: pd.DataFrame, name: str, *, allow_empty: bool = False) ->
     if missing:
         _fail(name, missing[0], "required-column",
               f"required column(s) {missing} missing; present: {list(df.columns)}",
-              fix=f'name the source column under [columns.{name}] in recbook.toml, e.g. `your_column = "{missing[0]}"`')
+              fix=fix_for("required-column", name, missing[0]))
     if len(df) == 0 and not allow_empty:
-        _fail(name, None, "non-empty", "table has no rows", fix="export the table with its rows")
+        _fail(name, None, "non-empty", "table has no rows", fix=fix_for("non-empty", name))
     out = _coerce(df, spec)
     if spec.key:
         dup = out.duplicated(list(spec.key), keep=False)
         if dup.any():
             n = int(out.duplicated(list(spec.key)).sum())
             _fail(name, ",".join(spec.key), "unique-key", f"{n} duplicated key value(s)", df, dup,
-                  fix=f"keep one row per {','.join(spec.key)} in the source")
+                  fix=fix_for("unique-key", name, ",".join(spec.key)))
     return out
 
 
@@ -230,7 +246,7 @@ def check_foreign_keys(fact: pd.DataFrame, dims: dict[str, pd.DataFrame], column
             n = int(pd.unique(vals[bad]).size)
             _fail("fact_transactions", col, "foreign-key",
                   f"{int(bad.sum())} line(s) point at {n} {col} value(s) absent from {table}", fact, bad,
-                  fix=f"add the missing {col} rows to {table} (attributes may be empty)")
+                  fix=fix_for("foreign-key", "fact_transactions", col, table))
 
 
 def check_minimum_size(fact: pd.DataFrame) -> None:

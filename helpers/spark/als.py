@@ -22,6 +22,7 @@ from __future__ import annotations
 from pyspark.ml.recommendation import ALS, ALSModel
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from helpers.spark.models import popularity_rank_scores
 from helpers.spark.split import FitWindow
@@ -38,10 +39,11 @@ def spark_reg_param(fw: FitWindow, regularization: float) -> float:
 
 
 def id_index(df: DataFrame, col: str) -> DataFrame | None:
-    """``col, <col>_idx`` mapping when the ids do not fit in 32 bits (None: use them as is)."""
-    row = df.agg(F.min(col).alias("lo"), F.max(col).alias("hi")).first()
-    if row["lo"] is None or (row["lo"] >= 0 and row["hi"] <= INT32_MAX):
-        return None
+    """``col, <col>_idx`` mapping when the ids are text or do not fit in 32 bits (None: use them as is)."""
+    if isinstance(df.schema[col].dataType, T.IntegralType):
+        row = df.agg(F.min(col).alias("lo"), F.max(col).alias("hi")).first()
+        if row["lo"] is None or (row["lo"] >= 0 and row["hi"] <= INT32_MAX):
+            return None
     ids = df.select(col).distinct()
     return ids.withColumn(f"{col}_idx", (F.row_number().over(Window.orderBy(col))
                                          - 1).cast("int"))

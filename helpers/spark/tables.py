@@ -25,21 +25,23 @@ from pyspark.sql import types as T
 
 from helpers.data.readers import find_file
 from helpers.data.schema import TABLES, Table
-from helpers.data.validate import MAX_ROWS_SHOWN, DataValidationError
+from helpers.data.validate import FIXES, MAX_ROWS_SHOWN, DataValidationError, fix_for
 
 REQUIRED = ("dim_customer", "dim_product", "fact_transactions")
 OPTIONAL = ("dim_promotion", "customer_exposure")
 BOOL_TEXT = {"true": True, "false": False, "1": True, "0": False, "t": True, "f": False,
              "yes": True, "no": False, "1.0": True, "0.0": False}
-DTYPE_DETAIL = {"int": "values are not integers", "float": "values are not numbers",
+DTYPE_DETAIL = {"id": "numeric identifiers must be whole numbers", "int": "values are not integers",
+                "float": "values are not numbers",
                 "bool": "values are not booleans", "datetime": "values are not parseable dates",
                 "date": "values are not parseable dates"}
 
 
 def validation_error(table: str, column: str | None, rule: str, detail: str, raw: DataFrame | None = None,
-                     bad: Column | None = None, n_bad: int | None = None) -> DataValidationError:
+                     bad: Column | None = None, n_bad: int | None = None,
+                     fix: str | None = None) -> DataValidationError:
     """The local engine's error for a broken rule; ``raw.filter(bad)`` are the offending rows."""
-    err = DataValidationError(table, column, rule, detail)
+    err = DataValidationError(table, column, rule, detail, fix=fix)
     if raw is not None and bad is not None:
         rows = raw.filter(bad).limit(MAX_ROWS_SHOWN).toPandas()
         n = int(n_bad) if n_bad is not None else raw.filter(bad).count()
@@ -86,6 +88,12 @@ def _coerced(df: DataFrame, col: str, dtype: str) -> tuple[Column, Column | None
     """``(converted column, bad-value condition or None)`` for one column of the contract."""
     field = df.schema[col].dataType
     raw = F.col(col)
+    if dtype == "id":  # the source's own identifiers: integers stay integers, anything else is text
+        if isinstance(field, (T.LongType, T.IntegerType, T.ShortType, T.ByteType)):
+            return raw.cast("long"), None
+        if isinstance(field, T.NumericType):  # whole numbers as integers, as the local engine reads them
+            return raw.cast("long"), raw.isNotNull() & (raw != F.round(raw))
+        return raw.cast("string"), None
     if dtype == "int":
         if isinstance(field, (T.LongType, T.IntegerType, T.ShortType, T.ByteType)):
             return raw.cast("long"), None
@@ -122,9 +130,11 @@ def validate_table(df: DataFrame, name: str, allow_empty: bool = False) -> DataF
     missing = [c for c in spec.required_columns if c not in df.columns]
     if missing:
         raise DataValidationError(name, missing[0], "required-column",
-                                  f"required column(s) {missing} missing; present: {list(df.columns)}")
+                                  f"required column(s) {missing} missing; present: {list(df.columns)}",
+                                  fix=fix_for("required-column", name, missing[0]))
     checks: list[tuple[str, str, str, Column]] = []  # (column, rule, detail, bad condition on the raw row)
     converted = {}
+    dtype_fix: dict[str, str] = {}
     for col in spec.columns:
         if col.name not in df.columns:
             continue
@@ -132,6 +142,8 @@ def validate_table(df: DataFrame, name: str, allow_empty: bool = False) -> DataF
         converted[col.name] = conv
         if bad is not None:
             checks.append((col.name, "dtype", DTYPE_DETAIL[col.dtype], bad))
+            if f"dtype:{col.dtype}" in FIXES:
+                dtype_fix[col.name] = fix_for(f"dtype:{col.dtype}", name, col.name)
         if not col.nullable:  # pandas counts a float NaN as null
             null = conv.isNull() | F.isnan(conv) if col.dtype == "float" else conv.isNull()
             checks.append((col.name, "not-null", "null values", null))
@@ -139,12 +151,13 @@ def validate_table(df: DataFrame, name: str, allow_empty: bool = False) -> DataF
                     *[F.sum(F.when(bad, 1).otherwise(0)).alias(f"_c{i}") for i, (*_, bad) in enumerate(checks)]
                     ).first()
     if counts["_rows"] == 0 and not allow_empty:
-        raise DataValidationError(name, None, "non-empty", "table has no rows")
+        raise DataValidationError(name, None, "non-empty", "table has no rows", fix=fix_for("non-empty", name))
     for i, (column, rule, detail, bad) in enumerate(checks):
         n = int(counts[f"_c{i}"] or 0)
         if n:
             text = f"{n} null values" if rule == "not-null" else detail
-            raise validation_error(name, column, rule, text, df, bad, n)
+            raise validation_error(name, column, rule, text, df, bad, n,
+                                   dtype_fix.get(column) if rule == "dtype" else None)
     out = df.select(*[conv.alias(c) for c, conv in converted.items()])
     if spec.key:
         key = list(spec.key)
@@ -154,7 +167,7 @@ def validate_table(df: DataFrame, name: str, allow_empty: bool = False) -> DataF
             n = int(stats["rows"] - stats["keys"])
             offending = out.join(dup.select(*key), key, "left_semi")
             raise validation_error(name, ",".join(key), "unique-key", f"{n} duplicated key value(s)",
-                                   offending, F.lit(True), int(stats["rows"]))
+                                   offending, F.lit(True), int(stats["rows"]), fix_for("unique-key", name, ",".join(key)))
     return out
 
 
@@ -204,7 +217,8 @@ def check_transactions(fact: DataFrame, customers: DataFrame, products: DataFram
         if n:
             detail = f"{int(n)} line(s) point at {int(counts[f'_fkv_{col}'])} {col} value(s) absent from {table}"
             raise validation_error(name, col, "foreign-key", detail, flagged.select(*fact.columns, "_known_c",
-                                                                                      "_known_p"), bad, n)
+                                                                                      "_known_p"), bad, n,
+                                   fix_for("foreign-key", name, col, table))
 
 
 def validate_star_schema(raw: dict[str, DataFrame]) -> dict[str, DataFrame]:
