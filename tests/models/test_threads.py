@@ -9,9 +9,9 @@ from threadpoolctl import threadpool_info
 
 from helpers.data.split import temporal_split
 from helpers.models import THREADS_ENV, blas_limits, n_threads
-from helpers.models.threads import NATIVE_THREADS_ENV, native_threads
 from helpers.models.hybrid import Hybrid, Rules
 from helpers.models.registry import MODELS
+from helpers.models.threads import NATIVE_THREADS_ENV, native_threads
 from helpers.tuning.stages import make_stage, score_model
 from helpers.tuning.weights import CandidatePool, search_weights
 

@@ -67,28 +67,6 @@ def test_negative_discount_and_duplicate_keys_name_the_rule(spark, small_tables,
     assert _first_line(remote) == _first_line(local)
 
 
-def test_csv_text_in_a_numeric_column_is_a_dtype_error(spark, small_tables, tmp_path):
-    raw = _raw(small_tables)
-    fact = raw["fact_transactions"].astype({"quantity": object})
-    fact.loc[fact.index[3], "quantity"] = "abc"
-    raw["fact_transactions"] = fact
-    local, remote = _both(spark, raw, tmp_path / "csv", fmt="csv")
-    assert (remote.table, remote.column, remote.rule) == ("fact_transactions", "quantity", "dtype")
-    assert _first_line(remote) == _first_line(local)
-
-
-def test_text_in_an_id_column_is_a_text_id_as_in_the_local_engine(spark, small_tables, tmp_path):
-    """Identifiers may be text: a customer renamed "abc" in dim_customer is a valid id, and the
-    fact lines of the old id are a foreign-key error, named alike by both engines."""
-    raw = _raw(small_tables)
-    cust = raw["dim_customer"].astype({"customer_id": object})
-    cust.loc[cust.index[0], "customer_id"] = "abc"
-    raw["dim_customer"] = cust
-    local, remote = _both(spark, raw, tmp_path / "text-id", fmt="csv")
-    assert (remote.table, remote.column, remote.rule) == ("fact_transactions", "customer_id", "foreign-key")
-    assert _first_line(remote) == _first_line(local)
-
-
 def test_missing_table_and_column(spark, small_tables, tmp_path):
     raw = _raw(small_tables)
     _write({k: v for k, v in raw.items() if k != "dim_product"}, tmp_path / "missing")
@@ -99,11 +77,20 @@ def test_missing_table_and_column(spark, small_tables, tmp_path):
     assert (remote.column, remote.rule) == ("quantity", "required-column")
 
 
-def test_fractional_numeric_ids_are_a_dtype_error_as_in_the_local_engine(spark, small_tables, tmp_path):
+@pytest.mark.parametrize("table, column, dtype, value, fmt, expected", [
+    # text in a numeric column (CSV): a dtype error
+    ("fact_transactions", "quantity", object, "abc", "csv", ("fact_transactions", "quantity", "dtype")),
+    # identifiers may be text: a customer renamed "abc" is valid, the old id's fact lines are orphans
+    ("dim_customer", "customer_id", object, "abc", "csv", ("fact_transactions", "customer_id", "foreign-key")),
+    # numeric identifiers must be whole numbers
+    ("dim_product", "product_id", "float64", 7.5, "parquet", ("dim_product", "product_id", "dtype")),
+], ids=["text-in-a-number", "text-id", "fractional-id"])
+def test_one_changed_value_is_named_alike_by_both_engines(spark, small_tables, tmp_path, table, column, dtype,
+                                                          value, fmt, expected):
     raw = _raw(small_tables)
-    prod = raw["dim_product"].astype({"product_id": "float64"})
-    prod.loc[prod.index[2], "product_id"] = 7.5
-    raw["dim_product"] = prod
-    local, remote = _both(spark, raw, tmp_path / "float-id")
-    assert (remote.table, remote.column, remote.rule) == ("dim_product", "product_id", "dtype")
+    df = raw[table].astype({column: dtype})
+    df.loc[df.index[2], column] = value
+    raw[table] = df
+    local, remote = _both(spark, raw, tmp_path / "case", fmt=fmt)
+    assert (remote.table, remote.column, remote.rule) == expected
     assert _first_line(remote) == _first_line(local)
