@@ -12,7 +12,9 @@ checks, jupyter_client) takes about 2 s, which every notebook paid (a trivial no
 imports it once per run, in a server process started before the first notebook, and forks one
 single-threaded child per notebook from there: the same program with the same arguments,
 environment, working directory, new session and output files as the command. Any other command
-(the tests' fake notebooks) runs as a plain subprocess.
+(the tests' fake notebooks) runs as a plain subprocess. As with every ``multiprocessing`` start
+method but fork, a script that calls :func:`helpers.pipeline.run.run` itself must do so under
+``if __name__ == "__main__":`` (the CLI, notebooks and pytest need nothing).
 """
 
 from __future__ import annotations
