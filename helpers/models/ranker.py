@@ -239,9 +239,16 @@ class Ranker:
         self.seed = seed
 
     def history(self, data: FitData) -> PairHistory:
-        """The features this ranker reads, for one fit window (its signal groups and horizon)."""
-        return PairHistory.from_fit(data, signal_groups=getattr(self, "signal_groups", ()),
-                                    horizon_days=getattr(self, "horizon_days", 28))
+        """The features this ranker reads, for one fit window (its signal groups and horizon).
+
+        Computed once per fit window and setting (kept in ``data.extras``, read-only): the
+        rankers of both protocols, fitted on one window, share it."""
+        groups, horizon = getattr(self, "signal_groups", ()), getattr(self, "horizon_days", 28)
+        memo = data.extras.setdefault("ranker_history", {})
+        key = (tuple(groups), int(horizon))
+        if key not in memo:
+            memo[key] = PairHistory.from_fit(data, signal_groups=groups, horizon_days=horizon)
+        return memo[key]
 
     def fit(self, windows: list[Examples]) -> Ranker:
         from sklearn.ensemble import HistGradientBoostingClassifier

@@ -65,12 +65,8 @@ def run_hybrid(valid: Stage, tables_dir, names=HYBRID_COMPONENTS, rules=None, ru
     pools = {st.name: CandidatePool.for_protocols(  # both protocols at once: shared fits are scored once
         {p: fit_components(tuning, st.fit, p, names, caches[st.name]) for p in PROTOCOLS}, st.fit, st.relevance,
         pool_size=pool_size) for st in (valid, *earlier)}
-    histories: dict = {}
-
-    def history(st: Stage):  # a stage's ranker features, shared by the protocols
-        if st.name not in histories:
-            histories[st.name] = Ranker(**ranker).history(st.fit)
-        return histories[st.name]
+    def history(st: Stage):  # a stage's ranker features (computed once per window: Ranker.history)
+        return Ranker(**ranker).history(st.fit)
 
     for protocol in PROTOCOLS:
         pool = pools[valid.name][protocol]

@@ -211,3 +211,12 @@ def test_signal_groups_add_their_columns_after_the_timing_features():
     assert (f["promoted"] == 0).all()  # no promotion table: not promoted
     with pytest.raises(ValueError, match="unknown signal groups"):
         Ranker(signal_groups=("astrology",)).history(fd)
+
+
+def test_history_is_computed_once_per_window_and_setting():
+    fd = _history_fit()
+    a = Ranker(signal_groups=("cycles",)).history(fd)
+    assert Ranker(signal_groups=("cycles",), max_iter=7).history(fd) is a  # the other protocol's ranker shares it
+    other = Ranker(signal_groups=("cycles",), horizon_days=7).history(fd)
+    assert other is not a and Ranker().history(fd) is not a  # another setting is its own
+    assert Ranker().history(_history_fit()) is not Ranker().history(fd)  # another window too
