@@ -145,7 +145,7 @@ def test_run_hybrid_chooses_on_validation_and_saves_the_ranker(tiny_tables, tmp_
 
     split = temporal_split(tiny_tables["fact_transactions"], test_days=14, valid_days=14)
     valid, test = make_stage(tiny_tables, split, "valid"), make_stage(tiny_tables, split, "test")
-    earlier = models.earlier_stages(tiny_tables, split, 14, 1)
+    earlier = models.earlier_stages(tiny_tables, split, 14, 1, tmp_path)  # not the checkout's data/processed
     best = {"global_popularity": {p: {} for p in models.PROTOCOLS}, "buy_again": {"all": {"half_life_days": 30.0}}}
     models.save_tuning(best, tmp_path)
     names = ("global_popularity", "buy_again")

@@ -63,12 +63,12 @@ def test_score_model_shared_scoring_equals_per_protocol_evaluation(tiny_stage):
             assert got[protocol] == pytest.approx(float(np.mean(pc[("ndcg", 5)])), abs=1e-12), (model, protocol)
 
 
-def test_concatenated_pool_scores_the_mean_over_its_windows(tiny_tables):
+def test_concatenated_pool_scores_the_mean_over_its_windows(tiny_tables, tmp_path):
     """A pool over two windows (different catalogs) evaluates each row against its own
     window: its mean is the customer-weighted mean of the two pools' means."""
     split = temporal_split(tiny_tables["fact_transactions"], test_days=14, valid_days=14)
     valid = make_stage(tiny_tables, split, "valid")
-    (early,) = earlier_stages(tiny_tables, split, 14, 1)
+    (early,) = earlier_stages(tiny_tables, split, 14, 1, tmp_path)  # not the checkout's data/processed
     assert early.name == "valid-1" and early.eval_end == valid.fit.as_of
     assert early.fit.as_of == valid.fit.as_of - pd.Timedelta(days=14)
     assert early.fit.transactions["timestamp"].max() < early.fit.as_of  # nothing of its own window is fitted
