@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from helpers import config
+from helpers.arrays import unique
 from helpers.bench.api_load import run_benchmark
 from helpers.data.sources import synthetic
 from helpers.data.star import fingerprint, load_tables, write_tables
@@ -296,8 +297,8 @@ def _metric_inputs(data_dir: str, topk_path: str, test_days: int = TEST_DAYS):
     t = _tick(timings, "load_s", t)
     split = temporal_split(fact, test_days=test_days, valid_days=test_days)
     train = fact.loc[(fact["timestamp"] < split.test_start) & (fact["quantity"] > 0)]
-    item_ids = np.unique(train["product_id"].to_numpy(np.int64))
-    buyers = np.unique(train["customer_id"].to_numpy(np.int64))
+    item_ids = unique(train["product_id"].to_numpy(np.int64))
+    buyers = unique(train["customer_id"].to_numpy(np.int64))
     test = select_window(fact, split.test_start, split.end)
     del fact, train
     t = _tick(timings, "split_s", t)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from helpers.arrays import unique
+
 __all__ = ["BIG_N", "SUMMARY_COLUMNS", "paired_bootstrap", "summarize"]
 
 SUMMARY_COLUMNS = [
@@ -83,7 +85,7 @@ def summarize(per_customer: dict, customer_ids, segments: pd.DataFrame | None, m
         pos = pd.Index(customer_ids).get_indexer(segments["customer_id"].to_numpy(np.int64))
         seg = segments.assign(_pos=pos).loc[pos >= 0]
         for (stype, sname), g in seg.groupby(["segment_type", "segment"], sort=True, observed=True):
-            groups.append((stype, sname, np.unique(g["_pos"].to_numpy())))
+            groups.append((stype, sname, unique(g["_pos"].to_numpy())))
     records = []
     for gi, (stype, sname, idx) in enumerate(groups):
         n = len(idx)

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from helpers.arrays import unique
 from helpers.features.events import PurchaseEvents, group_codes, group_median, group_starts
 
 #: columns of :meth:`RepeatCycles.features`, in order
@@ -95,7 +96,7 @@ class RepeatCycles:
             eg = groups[ev.cols]
             known = eg >= 0
             span = np.int64(ev.span_days + 1)
-            occ = np.unique((ev.rows[known] * np.int64(n_groups) + eg[known]) * span + ev.age[known])
+            occ = unique((ev.rows[known] * np.int64(n_groups) + eg[known]) * span + ev.age[known])
             gkey = occ // span  # (customer, group) of each distinct (customer, group, day)
             starts_g = group_starts(gkey)
             group_keys = gkey[starts_g]

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from helpers.arrays import unique
 from helpers.features.events import PurchaseEvents, group_codes
 
 YEAR_DAYS = 364
@@ -32,7 +33,7 @@ def _buyers(ev: PurchaseEvents, mask: np.ndarray, keys: np.ndarray, n: int) -> n
     """Distinct customers per key (product or group) among the events in ``mask``."""
     if not mask.any():
         return np.zeros(n)
-    pairs = np.unique(ev.rows[mask] * np.int64(max(n, 1)) + keys[mask])
+    pairs = unique(ev.rows[mask] * np.int64(max(n, 1)) + keys[mask])
     return np.bincount(pairs % max(n, 1), minlength=n).astype(np.float64)
 
 

@@ -36,6 +36,7 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import normalize
 
+from helpers.arrays import unique
 from helpers.models.als import FallbackMixin, global_popularity
 from helpers.models.base import FitData, Recommender, map_blocks, top_k
 
@@ -243,7 +244,7 @@ class ContentTFIDF(FallbackMixin, Recommender):
     def score_products(self, product_ids) -> np.ndarray:
         """Cosine scores ``(1, n_items)`` of an anonymous basket's profile (unweighted
         mean of its products' vectors); an empty profile gets the fallback."""
-        ids = np.unique(np.asarray(product_ids, dtype=np.int64))
+        ids = unique(np.asarray(product_ids, dtype=np.int64))
         if len(ids) == 0:
             return self._fallback_scores(np.array([-1]))
         prof = normalize(sp.csr_matrix(self.transform(ids).sum(axis=0)), norm="l2")

@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from helpers.arrays import unique
+
 __all__ = ["FitData", "make_fit_data", "positions"]
 
 
@@ -84,7 +86,7 @@ def make_fit_data(
     tx = transactions.loc[mask]
     customer_ids = np.sort(customers["customer_id"].to_numpy(np.int64))
     buys = tx.loc[tx["quantity"].to_numpy() > 0, ["customer_id", "product_id", "basket_id"]]
-    item_ids = np.unique(buys["product_id"].to_numpy(np.int64))
+    item_ids = unique(buys["product_id"].to_numpy(np.int64))
     rows = np.searchsorted(customer_ids, buys["customer_id"].to_numpy(np.int64))
     cols = np.searchsorted(item_ids, buys["product_id"].to_numpy(np.int64))
     # distinct baskets per (customer, item): drop repeated lines of one basket

@@ -44,6 +44,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from helpers.arrays import unique
 from helpers.features.signals import RetailSignals
 from helpers.models.base import FitData, top_k
 from helpers.models.buy_again import repeat_rate
@@ -120,7 +121,7 @@ class PairHistory:
         pg = pd.Series(p.to_numpy(np.float64)).groupby(p.index.get_level_values("k").to_numpy(np.int64))
         pairs = pd.DataFrame({"n": pg.size(), "first": pg.max(), "last": pg.min()})  # sorted by key
         recent = age < recent_days
-        recent_pairs = np.unique(key[recent])
+        recent_pairs = unique(key[recent])
         return cls(
             n_items=data.n_items,
             customer_baskets=np.bincount(b_rows, minlength=n).astype(np.float64),

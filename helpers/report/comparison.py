@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from helpers.arrays import unique
 from helpers.evaluation.metrics import paired_bootstrap
 from helpers.report import palette
 from helpers.report import plotting as P
@@ -83,7 +84,7 @@ def segment_lift_table(per_customer, segments: pd.DataFrame, baseline: str, prot
     for stype in types:
         g = seg[seg["segment_type"] == stype]
         for i, name in enumerate(palette.segment_order(stype, g["segment"].unique())):
-            idx = np.unique(g.loc[g["segment"] == name, "_pos"].to_numpy())
+            idx = unique(g.loc[g["segment"] == name, "_pos"].to_numpy())
             res = paired_bootstrap(a[idx], b[idx], n_boot=n_boot, seed=seed + i)
             rows.append({"protocol": protocol, "segment_type": stype, "segment": name, "baseline": baseline,
                          "n_customers": len(idx), "lift": res["mean_diff"], "ci_low": res["ci_low"],

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from helpers.arrays import unique
 from helpers.data.split import Split, select_window
 from helpers.evaluation import Relevance, compute_metrics, evaluate_model, evaluation_set, relevance_matrix
 from helpers.models import FitData, Recommender, excluded_matrix, make_fit_data, map_blocks, mask_excluded
@@ -70,7 +71,7 @@ def score_model(model: Recommender, stage: Stage, protocols=("all", "new"), metr
         return out
     fit = stage.fit
     sets = {p: evaluation_set(fit.user_items, stage.relevance, p) for p in protocols}
-    union = np.unique(np.concatenate([es.rows for es in sets.values()]))
+    union = unique(np.concatenate([es.rows for es in sets.values()]))
     k_eff = min(k, fit.n_items)
     top = {p: np.full((len(es.rows), k_eff), -1, dtype=np.int64) for p, es in sets.items()}
 

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from helpers.arrays import unique
 from helpers.evaluation import Relevance, compute_metrics, evaluation_set, hit_matrix, metrics_from_hits
 from helpers.models.base import FitData, Recommender, excluded_matrix, map_blocks, n_threads, top_k
 from helpers.models.hybrid import history_baskets, row_weights
@@ -53,7 +54,7 @@ class CandidatePool:
         pool is the same as when built alone.
         """
         sets = {p: evaluation_set(data.user_items, relevance, p) for p in components}
-        union = np.unique(np.concatenate([es.rows for es in sets.values()])) if sets else np.zeros(0, np.int64)
+        union = unique(np.concatenate([es.rows for es in sets.values()])) if sets else np.zeros(0, np.int64)
         uses: dict[int, int] = {}  # protocols using each component object
         for comps in components.values():
             for c in comps.values():

@@ -30,6 +30,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 from pandas.api.types import union_categoricals
 
+from helpers.arrays import unique
+
 N_TRANSACTIONS = 1_469_307
 N_HOUSEHOLDS = 2_469
 
@@ -54,19 +56,51 @@ def _promo_key(product, store, week) -> np.ndarray:
     return (np.asarray(product, np.int64) * 100_000 + np.asarray(store, np.int64)) * 128 + np.asarray(week, np.int64)
 
 
-def _sorted_contains(sorted_keys: np.ndarray, queries: np.ndarray) -> np.ndarray:
-    """``np.isin`` for a large sorted haystack (sort + binary search, no hashing)."""
-    pos = np.clip(np.searchsorted(sorted_keys, queries), 0, len(sorted_keys) - 1)
-    return sorted_keys[pos] == queries
+def _contains(haystack: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """``np.isin(queries, haystack)`` for a large haystack: the distinct queries (sorted) are the
+    small side; each haystack key is looked up among them by binary search."""
+    distinct = unique(queries)
+    found = np.zeros(len(distinct) + 1, dtype=bool)
+    pos = np.searchsorted(distinct, haystack)
+    hit = pos < len(distinct)
+    hit[hit] = distinct[pos[hit]] == haystack[hit]
+    found[pos[hit]] = True
+    return found[np.searchsorted(distinct, queries)]
+
+
+def _week_lookup(bounds: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Arrays indexed by week number: the week's start and end date (``NaT`` for weeks not seen)."""
+    weeks = bounds["week"].to_numpy(np.int64)
+    start = np.full(int(weeks.max()) + 1, np.datetime64("NaT"), dtype="datetime64[ns]")
+    end = start.copy()
+    start[weeks] = bounds["start_date"].to_numpy("datetime64[ns]")
+    end[weeks] = bounds["end_date"].to_numpy("datetime64[ns]")
+    return start, end
 
 
 def _null_ints(n: int) -> pd.arrays.IntegerArray:
     return pd.arrays.IntegerArray(np.zeros(n, np.int64), np.ones(n, bool))
 
 
-def _concat_nullable_int(parts) -> pd.arrays.IntegerArray:
-    arrs = [pd.array(p, dtype="Int64") if not isinstance(p.dtype, pd.Int64Dtype) else p.array for p in parts]
-    return pd.arrays.IntegerArray(np.concatenate([a._data for a in arrs]), np.concatenate([a._mask for a in arrs]))
+def _promotion_frame(parts: list[dict]) -> pd.DataFrame:
+    """``dim_promotion`` from its parts (column arrays of one promotion kind each), in part order."""
+    sizes = [len(p["product_id"]) for p in parts]
+
+    def nullable(column: str, known) -> pd.arrays.IntegerArray:
+        values = np.concatenate([p.get(column, np.zeros(n, np.int64)) for p, n in zip(parts, sizes)])
+        mask = np.concatenate([np.full(n, not known(p)) for p, n in zip(parts, sizes)])
+        return pd.arrays.IntegerArray(values, mask)
+
+    kinds = [p["kind"] for p in parts]
+    return pd.DataFrame({
+        "product_id": np.concatenate([p["product_id"] for p in parts]),
+        "store_id": nullable("store_id", lambda p: p["store_known"]),
+        "start_date": np.concatenate([p["start_date"] for p in parts]),
+        "end_date": np.concatenate([p["end_date"] for p in parts]),
+        "promo_type": pd.Categorical.from_codes(np.repeat(np.arange(len(parts), dtype=np.int8), sizes), kinds),
+        "detail": union_categoricals([p["detail"] for p in parts]),
+        "campaign_id": nullable("campaign_id", lambda p: "campaign_id" in p),
+    })
 
 
 def load(include_promotions: bool = True) -> dict[str, pd.DataFrame]:
@@ -77,52 +111,38 @@ def load(include_promotions: bool = True) -> dict[str, pd.DataFrame]:
     tx["discount"] = tx["retail_disc"] + tx["coupon_disc"] + tx["coupon_match_disc"]
     bounds = _week_bounds(tx)
 
-    promo_rows = []
+    # promotion events as column arrays, one part per kind (display, mailer, campaign), joined once:
+    # 21M rows, so no per-part frames and no strings (the location codes stay categorical codes)
+    parts = []
     if include_promotions:
         pr = _read("promotions", ["product_id", "store_id", "week", "display_location", "mailer_location"],
                    categorical=["display_location", "mailer_location"])
-        keys = np.sort(_promo_key(pr["product_id"], pr["store_id"], pr["week"]))
-        tx["on_promotion"] = _sorted_contains(keys, _promo_key(tx["product_id"], tx["store_id"], tx["week"]))
-        del keys
-        wk_idx = np.searchsorted(bounds["week"].to_numpy(), pr["week"].to_numpy())
-        starts, ends = bounds["start_date"].to_numpy()[wk_idx], bounds["end_date"].to_numpy()[wk_idx]
+        product, store, week = (pr[c].to_numpy(np.int64) for c in ("product_id", "store_id", "week"))
+        tx["on_promotion"] = _contains(_promo_key(product, store, week),
+                                       _promo_key(tx["product_id"], tx["store_id"], tx["week"]))
+        start_of, end_of = _week_lookup(bounds)
         for col, kind in (("display_location", "display"), ("mailer_location", "mailer")):
             cat = pr[col].cat
-            m = cat.codes.to_numpy() != cat.categories.get_loc("0")
-            promo_rows.append(pd.DataFrame({
-                "product_id": pr["product_id"].to_numpy()[m],
-                "store_id": pr["store_id"].to_numpy()[m],
-                "start_date": starts[m],
-                "end_date": ends[m],
-                "promo_type": pd.Categorical.from_codes(np.zeros(int(m.sum()), np.int8), [kind]),
-                "detail": pr[col].to_numpy()[m],
-                "campaign_id": _null_ints(int(m.sum())),
-            }))
-        del pr
+            codes = cat.codes.to_numpy()
+            m = codes != cat.categories.get_loc("0")
+            detail = pd.Categorical.from_codes(codes[m], cat.categories).remove_unused_categories()
+            parts.append({"product_id": product[m], "store_id": store[m], "store_known": True,
+                          "start_date": start_of[week[m]], "end_date": end_of[week[m]], "kind": kind,
+                          "detail": detail.reorder_categories(sorted(detail.categories))})
+        del pr, product, store, week
     else:
         tx["on_promotion"] = pd.array([pd.NA] * len(tx), dtype="boolean")
     tx = tx.drop(columns=["week"])
 
     camp = _read("campaign_descriptions")
     coupons = _read("coupons").merge(camp, on="campaign_id", how="inner").drop_duplicates(["product_id", "campaign_id"])
-    promo_rows.append(pd.DataFrame({
-        "product_id": coupons["product_id"].to_numpy(),
-        "store_id": _null_ints(len(coupons)),
-        "start_date": coupons["start_date"].dt.normalize().to_numpy(),
-        "end_date": (coupons["end_date"].dt.normalize() + pd.Timedelta(days=1)).to_numpy(),
-        "promo_type": pd.Categorical(["campaign"] * len(coupons)),
-        "detail": pd.Categorical(coupons["campaign_type"].astype(str).to_numpy()),
-        "campaign_id": pd.array(coupons["campaign_id"].to_numpy(), dtype="Int64"),
-    }))
-    promo = pd.DataFrame({
-        "product_id": np.concatenate([p["product_id"].to_numpy(np.int64) for p in promo_rows]),
-        "store_id": _concat_nullable_int([p["store_id"] for p in promo_rows]),
-        "start_date": np.concatenate([p["start_date"].to_numpy("datetime64[ns]") for p in promo_rows]),
-        "end_date": np.concatenate([p["end_date"].to_numpy("datetime64[ns]") for p in promo_rows]),
-        "promo_type": union_categoricals([pd.Categorical(p["promo_type"]) for p in promo_rows]),
-        "detail": union_categoricals([pd.Categorical(p["detail"]) for p in promo_rows]),
-        "campaign_id": _concat_nullable_int([p["campaign_id"] for p in promo_rows]),
-    })
+    parts.append({"product_id": coupons["product_id"].to_numpy(np.int64),
+                  "store_id": np.zeros(len(coupons), np.int64), "store_known": False,
+                  "start_date": coupons["start_date"].dt.normalize().to_numpy("datetime64[ns]"),
+                  "end_date": (coupons["end_date"].dt.normalize() + pd.Timedelta(days=1)).to_numpy("datetime64[ns]"),
+                  "kind": "campaign", "detail": pd.Categorical(coupons["campaign_type"].astype(str).to_numpy()),
+                  "campaign_id": coupons["campaign_id"].to_numpy(np.int64)})
+    promo = _promotion_frame(parts)
 
     received = _read("campaigns").merge(camp[["campaign_id", "start_date"]], on="campaign_id")
     redeemed = _read("coupon_redemptions")
