@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from helpers.config import DATASETS, processed_dir
 from helpers.data.ids import ID_KINDS, IdMap, encode_ids, id_types, load_id_maps, write_id_maps
@@ -154,8 +155,17 @@ def load_tables(output_dir=None, names=STAR_TABLES, columns: dict | None = None)
         path = d / f"{name}.parquet"
         if not path.exists():
             raise FileNotFoundError(f"{path} is missing: run the data notebook (00_data_model) first")
-        out[name] = pd.read_parquet(path, columns=(columns or {}).get(name))
+        out[name] = read_parquet(path, columns=(columns or {}).get(name))
     return out
+
+
+def read_parquet(path, columns=None) -> pd.DataFrame:
+    """``pd.read_parquet``, then Arrow's allocator gives the decoding buffers back to the system
+    (it keeps freed memory for reuse otherwise: 0.4 GiB after reading 10M lines, which every
+    later step of a large window would stack on)."""
+    frame = pd.read_parquet(path, columns=columns)
+    pa.default_memory_pool().release_unused()
+    return frame
 
 
 def load_meta(output_dir=None) -> dict:

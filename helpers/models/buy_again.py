@@ -47,19 +47,23 @@ def basket_purchases(data: FitData) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     if cached is not None:
         return cached
     tx = data.transactions
-    buys = tx.loc[tx["quantity"].to_numpy() > 0, ["customer_id", "product_id", "basket_id", "timestamp"]]
-    rows = data.customer_rows(buys["customer_id"].to_numpy(np.int64))
-    cols = data.item_columns(buys["product_id"].to_numpy(np.int64))
-    baskets = buys["basket_id"].to_numpy(np.int64)
+    buy = tx["quantity"].to_numpy() > 0  # column arrays, no frame of the lines: the window may be large
+    rows = data.customer_rows(tx["customer_id"].to_numpy(np.int64)[buy])
+    cols = data.item_columns(tx["product_id"].to_numpy(np.int64)[buy])
     ok = (rows >= 0) & (cols >= 0)
-    rows, cols, baskets = rows[ok], cols[ok], baskets[ok]
-    ts = buys["timestamp"].to_numpy()[ok]
-    order = np.lexsort((baskets, cols, rows))
-    rows, cols, baskets, ts = rows[order], cols[order], baskets[order], ts[order]
-    first = np.ones(len(rows), dtype=bool)
-    first[1:] = (rows[1:] != rows[:-1]) | (cols[1:] != cols[:-1]) | (baskets[1:] != baskets[:-1])
+    pair = rows[ok] * np.int64(data.n_items) + cols[ok]  # (row, column) order
+    del rows, cols
+    baskets = tx["basket_id"].to_numpy(np.int64)[buy][ok]
+    ts = tx["timestamp"].to_numpy()[buy][ok]
+    order = np.lexsort((baskets, pair))  # stable: a triple's first line in the window's order
+    pair, baskets, ts = pair[order], baskets[order], ts[order]
+    del order
+    first = np.ones(len(pair), dtype=bool)
+    first[1:] = (pair[1:] != pair[:-1]) | (baskets[1:] != baskets[:-1])
+    del baskets
     age_days = np.maximum((data.as_of.to_datetime64() - ts[first]) / np.timedelta64(1, "D"), 0.0)
-    out = (rows[first], cols[first], age_days)
+    rows, cols = np.divmod(pair[first], np.int64(max(data.n_items, 1)))
+    out = (rows, cols, age_days)
     for a in out:
         a.flags.writeable = False  # shared by every fit of the window
     data.extras["basket_purchases"] = out

@@ -68,6 +68,38 @@ def positions(sorted_ids: np.ndarray, ids) -> np.ndarray:
     return np.where(sorted_ids[pos] == ids, pos, -1)
 
 
+def _basket_counts(tx: pd.DataFrame, customer_ids: np.ndarray) -> tuple[np.ndarray, sp.csr_matrix]:
+    """The bought items (sorted) and the CSR customers x items of distinct baskets per pair.
+
+    Sort-based, on column arrays (no frame of the lines, no hash table): the distinct
+    (customer, item, basket) triples in (customer, item) order give the matrix's entries directly."""
+    buy = tx["quantity"].to_numpy() > 0
+    product = tx["product_id"].to_numpy(np.int64)[buy]
+    item_ids = unique(product)
+    pair = np.searchsorted(customer_ids, tx["customer_id"].to_numpy(np.int64)[buy]) * np.int64(len(item_ids))
+    pair += np.searchsorted(item_ids, product)
+    del product
+    basket = tx["basket_id"].to_numpy(np.int64)[buy]
+    order = np.lexsort((basket, pair))
+    pair, basket = pair[order], basket[order]
+    del order
+    new_triple = np.ones(len(pair), dtype=bool)
+    new_triple[1:] = (pair[1:] != pair[:-1]) | (basket[1:] != basket[:-1])
+    del basket
+    pair = pair[new_triple]
+    del new_triple
+    start = np.flatnonzero(np.r_[True, pair[1:] != pair[:-1]]) if len(pair) else np.zeros(0, np.int64)
+    counts = np.diff(np.r_[start, len(pair)]).astype(np.float32)
+    pair = pair[start]
+    n_items = max(len(item_ids), 1)
+    rows, cols = np.divmod(pair, n_items)
+    index = np.int32 if max(len(pair), n_items) < 2 ** 31 else np.int64  # scipy's own choice
+    indptr = np.zeros(len(customer_ids) + 1, dtype=index)
+    np.cumsum(np.bincount(rows, minlength=len(customer_ids)), out=indptr[1:])
+    ui = sp.csr_matrix((counts, cols.astype(index), indptr), shape=(len(customer_ids), len(item_ids)))
+    return item_ids, ui
+
+
 def make_fit_data(
     transactions: pd.DataFrame,
     customers: pd.DataFrame,
@@ -85,18 +117,7 @@ def make_fit_data(
         mask &= ts >= pd.Timestamp(start)
     tx = transactions.loc[mask]
     customer_ids = np.sort(customers["customer_id"].to_numpy(np.int64))
-    buys = tx.loc[tx["quantity"].to_numpy() > 0, ["customer_id", "product_id", "basket_id"]]
-    item_ids = unique(buys["product_id"].to_numpy(np.int64))
-    rows = np.searchsorted(customer_ids, buys["customer_id"].to_numpy(np.int64))
-    cols = np.searchsorted(item_ids, buys["product_id"].to_numpy(np.int64))
-    # distinct baskets per (customer, item): drop repeated lines of one basket
-    key = pd.DataFrame({"r": rows, "c": cols, "b": buys["basket_id"].to_numpy()}).drop_duplicates()
-    ui = sp.csr_matrix(
-        (np.ones(len(key), dtype=np.float32), (key["r"].to_numpy(), key["c"].to_numpy())),
-        shape=(len(customer_ids), len(item_ids)),
-    )
-    ui.sum_duplicates()
-    ui.sort_indices()
+    item_ids, ui = _basket_counts(tx, customer_ids)
     return FitData(
         transactions=tx,
         customers=customers,
