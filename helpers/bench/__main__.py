@@ -41,7 +41,16 @@ What is measured
    module exists: refit on all data, both protocols, reasons, similar products,
    CSV/JSONL) and ``metrics`` (``relevance_matrix`` of the test window +
    ``compute_metrics``). Growth exponents are log-log slopes of stage time
-   against number of transaction lines (:func:`growth_exponents`).
+   against number of transaction lines (:func:`growth_exponents`). The **Spark column**
+   (``--spark``, default on; rungs of at least ``--spark-min-customers``, default 100,000):
+   the same Parquet star schema through the Spark engine on ``--spark-master`` (default
+   ``local[2]``) in one child process (:func:`helpers.spark.bench.spark_run_on`: validation,
+   split, segments, popularity, buy-again, ALS with the ladder's 64 factors and 10
+   iterations, top-10 of both protocols, metrics, partitioned Parquet export), its wall
+   time and peak memory beside the local engine's, and both engines' fitted exponents.
+   **Agreement** (``--spark-agreement``, default on): Complete Journey through both
+   engines with the Spark engine's parameters (``stage_spark_agreement``,
+   :mod:`helpers.spark.agreement`). Both are skipped, with the reason, without Java.
 3. **Ratios** (>1 means the project's code is faster; computed on the
    ``--ratio-customers`` rung): (a) ``ALS.recommend`` vs implicit's batch
    ``model.recommend(..., filter_already_liked_items=False)`` on the same
@@ -81,6 +90,7 @@ from helpers.bench.suite import (
     bench_cj,
     bench_ratios,
     bench_rung,
+    bench_spark_agreement,
     machine_info,
     merge_results,
     now,
@@ -122,6 +132,14 @@ def main(argv=None) -> int:
                     help="run helpers.export.production as the 'export' stage (default: when the module exists)")
     ap.add_argument("--export-max-customers", type=int, default=10_000,
                     help="run the helpers.export.production stage only on rungs up to this size (it is the slowest stage)")
+    ap.add_argument("--spark", action=argparse.BooleanOptionalAction, default=True,
+                    help="the Spark column: each rung of at least --spark-min-customers also on the Spark engine "
+                         "(skipped, with the reason, without Java)")
+    ap.add_argument("--spark-min-customers", type=int, default=100_000, help="smallest rung run on Spark")
+    ap.add_argument("--spark-master", default="local[2]")
+    ap.add_argument("--spark-driver-memory", default="8g", help="driver JVM heap (local[N]: the executors too)")
+    ap.add_argument("--spark-agreement", action=argparse.BooleanOptionalAction, default=True,
+                    help="Complete Journey through the Spark and the local engine (needs Java)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--lines-per-customer", type=float, default=LINES_PER_CUSTOMER)
     ap.add_argument("--work-dir", default=str(config.DATA_DIR / "cache" / "bench"),
@@ -169,6 +187,9 @@ def main(argv=None) -> int:
                 keep_cj_export(snap, api_export)
             if snap is not None and not args.keep_work:
                 shutil.rmtree(snap, ignore_errors=True)
+    if args.spark_agreement:
+        new["spark_agreement"] = bench_spark_agreement(work / "cj-agreement-star", args.spark_master,
+                                                       args.spark_driver_memory)
     sizes = LADDER
     if args.sizes:
         sizes = tuple(tuple(int(v) for v in x.lower().split("x")) for x in args.sizes.split(","))
@@ -183,7 +204,10 @@ def main(argv=None) -> int:
             for c, p in ladder:
                 run_export = project_export and c <= args.export_max_customers
                 keep = api_export if (run_export and not api_export.exists()) else None
-                rungs.append(bench_rung(c, p, work, args.seed, args.lines_per_customer, run_export, keep))
+                spark = ({"master": args.spark_master, "driver_memory": args.spark_driver_memory}
+                         if args.spark and c >= args.spark_min_customers else None)
+                rungs.append(bench_rung(c, p, work, args.seed, args.lines_per_customer, run_export, keep,
+                                        spark=spark))
                 if project_export and not run_export:
                     rungs[-1]["stages"]["export"] = {
                         "ok": False, "skipped": True, "result": None,

@@ -23,7 +23,7 @@ from helpers import config
 from helpers.arrays import unique
 from helpers.bench.api_load import run_benchmark
 from helpers.data.sources import synthetic
-from helpers.data.star import fingerprint, load_tables, write_tables
+from helpers.data.star import fingerprint, load_tables, read_parquet, write_tables
 from helpers.data.validate import validate_star_schema
 from helpers.evaluation.metrics import compute_metrics, relevance_matrix, select_window, temporal_split
 from helpers.export import production as ex
@@ -163,10 +163,10 @@ def _load_fit(data_dir: str, test_days: int = TEST_DAYS, with_products: bool = T
     timings: dict = {}
     t = time.perf_counter()
     d = Path(data_dir)
-    fact = pd.read_parquet(d / "fact_transactions.parquet", columns=FACT_COLUMNS)
-    customers = pd.read_parquet(d / "dim_customer.parquet", columns=["customer_id"])
-    products = pd.read_parquet(d / "dim_product.parquet") if with_products else pd.DataFrame(
-        {"product_id": pd.read_parquet(d / "dim_product.parquet", columns=["product_id"])["product_id"]})
+    fact = read_parquet(d / "fact_transactions.parquet", columns=FACT_COLUMNS)
+    customers = read_parquet(d / "dim_customer.parquet", columns=["customer_id"])
+    products = read_parquet(d / "dim_product.parquet") if with_products else pd.DataFrame(
+        {"product_id": read_parquet(d / "dim_product.parquet", columns=["product_id"])["product_id"]})
     t = _tick(timings, "load_s", t)
     split = temporal_split(fact, test_days=test_days, valid_days=test_days)
     fit = make_fit_data(fact, customers, products, split.test_start)
@@ -466,3 +466,31 @@ def stage_api(export_dir: str, n_requests: int = 10_000, concurrency: int = 8, m
 
 # =========================================================================== #
 # Orchestration (parent process)
+
+
+def stage_spark_agreement(out_dir: str, master: str = "local[2]", driver_memory: str = "6g",
+                          params: dict | None = None) -> dict:
+    """Complete Journey on both engines (:mod:`helpers.spark.agreement`): the star schema built
+    into ``out_dir``, the local models and the Spark engine with the engine's parameters, one
+    row per (model, protocol) of :func:`~helpers.spark.agreement.compare`."""
+    from helpers.data.star import build_star_schema  # start-up: only this stage builds Complete Journey
+    from helpers.spark import agreement, engine  # start-up: pyspark is loaded by this stage only
+    from helpers.spark.session import get_session  # start-up: as above
+    from helpers.spark.tables import load_star  # start-up: as above
+
+    timings: dict = {}
+    t = time.perf_counter()
+    build_star_schema("completejourney", None, out_dir)
+    tables = load_tables(out_dir, names=["fact_transactions", "dim_customer", "dim_product"])
+    t = _tick(timings, "build_s", t)
+    local = agreement.local_results(tables, params)
+    t = _tick(timings, "local_s", t)
+    spark = get_session(master, driver_memory=driver_memory)
+    try:
+        remote = engine.evaluate_models(spark, load_star(spark, out_dir), params)
+        t = _tick(timings, "spark_s", t)
+        table = agreement.compare(local, remote)
+    finally:
+        spark.stop()
+    return {"timings": timings, "master": master, "params": local["params"], "rows": table.to_dict("records"),
+            "agree": bool(table["agree"].all()), "als_tolerance": agreement.ALS_TOLERANCE}

@@ -9,7 +9,6 @@ against transaction lines. Every stage runs through :func:`helpers.bench.runner.
 from __future__ import annotations
 
 import json
-import math
 import os
 import platform
 import shutil
@@ -18,14 +17,14 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
-
 from helpers import config
 from helpers.bench.runner import GIB, run_stage
 from helpers.bench.stages import ALS_PARAMS, HYBRID_WEIGHTS, fixed_tuning
 from helpers.export.versioned import resolve
 from helpers.pipeline.cache import CACHE_FILE
+from helpers.report.growth import growth_exponents
 from helpers.report.performance import STAGES, stage_time
+from helpers.spark.bench import spark_run_on
 from helpers.tuning import model_cache
 
 #: Scale ladder rungs: customers x products.
@@ -33,27 +32,6 @@ LADDER: tuple[tuple[int, int], ...] = ((10_000, 5_000), (100_000, 20_000), (1_00
 CJ_TARGETS = {"cold_s": 240.0, "warm_s": 60.0}
 BENCH_JSON = "bench.json"
 SCHEMA_VERSION = 1
-
-
-def growth_exponents(lines, times) -> dict:
-    """Log-log slopes of ``times`` against ``lines``.
-
-    Returns ``{"pairs": [slope between consecutive points], "overall": least-squares
-    slope over all points}`` (``None`` where fewer than two usable points).
-    Points with a non-positive or missing value are skipped.
-    """
-    pts = [(float(n), float(t)) for n, t in zip(lines, times)
-           if n is not None and t is not None and float(n) > 0 and float(t) > 0 and math.isfinite(float(t))]
-    pts.sort()
-    pairs = []
-    for (n0, t0), (n1, t1) in zip(pts[:-1], pts[1:]):
-        pairs.append(math.log(t1 / t0) / math.log(n1 / n0) if n1 != n0 else None)
-    overall = None
-    if len(pts) >= 2 and len({n for n, _ in pts}) >= 2:
-        x = np.log([n for n, _ in pts])
-        y = np.log([t for _, t in pts])
-        overall = float(np.polyfit(x, y, 1)[0])
-    return {"pairs": pairs, "overall": overall}
 
 
 def machine_info() -> dict:
@@ -179,8 +157,41 @@ def _slim(rec: dict | None) -> dict | None:
     return {k: v for k, v in rec.items() if k != "stage"}
 
 
+def spark_stage(data_dir: Path, export_dir: Path, master: str, driver_memory: str, log=print) -> dict:
+    """The Spark engine on a rung's star schema (:func:`helpers.spark.bench.spark_run_on`) as a stage
+    record (``ok``, ``wall_s``, ``peak_rss_gib``, ``result``); skipped, with the reason, without Java."""
+    if not (shutil.which("java") or os.environ.get("JAVA_HOME")):
+        return {"ok": False, "skipped": True, "error": "skipped: no Java runtime (java not on PATH, JAVA_HOME unset)"}
+    log(f"[bench] {data_dir.parent.name}: Spark engine on {master} (driver memory {driver_memory})")
+    try:
+        res = spark_run_on(data_dir, master, export_dir=export_dir, driver_memory=driver_memory)
+    except (subprocess.CalledProcessError, OSError, ValueError) as exc:
+        return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+    finally:
+        shutil.rmtree(export_dir, ignore_errors=True)
+    log(f"[bench]   Spark: {res['wall_s']:.1f} s, peak {res['peak_rss_gib']:.2f} GiB")
+    return {"ok": True, "wall_s": res["wall_s"], "peak_rss_gib": res["peak_rss_gib"], "result": res}
+
+
+def bench_spark_agreement(star_dir: Path, master: str, driver_memory: str, log=print) -> dict:
+    """Complete Journey on the Spark and the local engine (``stage_spark_agreement``); skipped
+    without Java. The star schema it builds is removed afterwards."""
+    if not (shutil.which("java") or os.environ.get("JAVA_HOME")):
+        return {"ok": False, "skipped": True, "error": "skipped: no Java runtime (java not on PATH, JAVA_HOME unset)",
+                "measured_at": now()}
+    try:
+        rec = run_stage("CJ: Spark engine vs local engine", "stage_spark_agreement", log=log, out_dir=str(star_dir),
+                        master=master, driver_memory=driver_memory)
+    finally:
+        shutil.rmtree(star_dir, ignore_errors=True)
+    if rec.get("ok"):
+        bad = [f"{r['model']}/{r['protocol']}" for r in rec["result"]["rows"] if not r["agree"]]
+        log("[bench] CJ agreement: " + ("every model agrees" if not bad else "DISAGREE: " + ", ".join(bad)))
+    return {**_slim(rec), "measured_at": now()}
+
+
 def bench_rung(n_customers: int, n_products: int, work: Path, seed: int, lines_per_customer: float,
-               project_export: bool, keep_export: Path | None = None, log=print) -> dict:
+               project_export: bool, keep_export: Path | None = None, log=print, spark: dict | None = None) -> dict:
     tag = f"{n_customers:,} x {n_products:,}"
     folder = work / f"rung-{n_customers}"
     shutil.rmtree(folder, ignore_errors=True)
@@ -215,6 +226,8 @@ def bench_rung(n_customers: int, n_products: int, work: Path, seed: int, lines_p
     if st.get("score_export", {}).get("ok"):
         st["metrics"] = run_stage(f"{tag}: metrics", "stage_metrics", log=log, data_dir=str(data_dir),
                                   topk_path=str(topk))
+    if spark is not None:  # the same star schema on the Spark engine (``{"master", "driver_memory"}``)
+        st["spark"] = spark_stage(data_dir, folder / "spark-export", log=log, **spark)
     for rec in st.values():
         rec.pop("stage", None)
     return rung

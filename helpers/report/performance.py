@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from helpers import config
-from helpers.report import run_timings
+from helpers.report import engines, run_timings
 
 RSS_LIMIT_GIB = 12.0
 
@@ -24,7 +24,7 @@ METRIC_GOAL = 20.0  # compute_metrics should be >= 20x faster than the pandas re
 
 
 
-STAGES = ("generate", "als_fit", "score_export", "export", "metrics")
+STAGES = ("generate", "als_fit", "score_export", "export", "metrics", "spark")
 
 
 
@@ -34,6 +34,7 @@ STAGE_LABELS = {
     "score_export": "hybrid scoring + top-10 Parquet (chunked)",
     "export": "helpers.export.production (refit, 2 protocols, reasons, files)",
     "metrics": "relevance + compute_metrics",
+    "spark": "the Spark engine on the rung's Parquet (validation to export, see *Spark engine* below)",
 }
 
 
@@ -220,6 +221,8 @@ def render_markdown(bench: dict, image_prefix: str = "../reports/benchmarks/") -
             out.append("")
     else:
         out.append("Not measured yet.\n")
+
+    out += engines.section(bench, _fmt_s, _fmt_gib, _table)
 
     ra = bench.get("ratios")
     out.append("## Side-by-side ratios\n")

@@ -39,33 +39,41 @@ def write_synthetic(n_customers: int, n_products: int, out_dir, seed: int = 0,
                                           "n_products": n_products, "seed": seed})
 
 
-def spark_bench_rung(n_customers: int, n_products: int, master: str = "local[2]", seed: int = 0,
-                     params: dict | None = None, export: bool = True, driver_memory: str = "6g",
-                     work_dir=None) -> dict:
-    """``{wall_s, generate_s, peak_rss_gib, timings, lines, load_before}`` of one rung.
+def spark_run_on(data_dir, master: str = "local[2]", params: dict | None = None, export_dir=None,
+                 driver_memory: str = "6g") -> dict:
+    """The Spark engine on a star-schema folder, in a child process: ``{wall_s, peak_rss_gib,
+    jvm_peak_gib, python_peak_gib, timings, lines, export_rows, load_before}``.
 
     ``params`` go to the engine (default: the bench ladder's ALS, 64 factors and 10
-    iterations, and its models: popularity, buy-again, ALS). The data are written under
-    ``work_dir`` (a temporary folder by default, removed afterwards)."""
+    iterations, and its models: popularity, buy-again, ALS)."""
     params = {"factors": 64, "iterations": 10, "models": ["global_popularity", "buy_again", "als"],
               **(params or {})}
-    with tempfile.TemporaryDirectory(prefix="spark-rung-", dir=work_dir) as tmp:
-        t = time.perf_counter()
-        data_dir = write_synthetic(n_customers, n_products, Path(tmp) / "star", seed=seed)
-        generate_s = time.perf_counter() - t
+    with tempfile.TemporaryDirectory(prefix="spark-run-") as tmp:
         result = Path(tmp) / "result.json"
         cmd = [sys.executable, "-m", "helpers.spark.bench", str(data_dir), master, json.dumps(params),
-               str(Path(tmp) / "export") if export else "", driver_memory, str(result)]
+               str(export_dir or ""), driver_memory, str(result)]
         load_before = os.getloadavg()
         t = time.perf_counter()
         subprocess.run(cmd, check=True)
         wall = time.perf_counter() - t
         child = json.loads(result.read_text())
-    return {"engine": "spark", "master": master, "n_customers": n_customers, "n_products": n_products,
-            "lines": child["lines"], "wall_s": wall, "generate_s": generate_s,
-            "peak_rss_gib": child["jvm_peak_gib"] + child["python_peak_gib"], "jvm_peak_gib": child["jvm_peak_gib"],
-            "python_peak_gib": child["python_peak_gib"], "timings": child["timings"], "load_before": list(load_before),
-            "export_rows": child.get("export_rows")}
+    return {"engine": "spark", "master": master, "driver_memory": driver_memory, "lines": child["lines"],
+            "wall_s": wall, "peak_rss_gib": child["jvm_peak_gib"] + child["python_peak_gib"],
+            "jvm_peak_gib": child["jvm_peak_gib"], "python_peak_gib": child["python_peak_gib"],
+            "timings": child["timings"], "load_before": list(load_before), "export_rows": child.get("export_rows")}
+
+
+def spark_bench_rung(n_customers: int, n_products: int, master: str = "local[2]", seed: int = 0,
+                     params: dict | None = None, export: bool = True, driver_memory: str = "6g",
+                     work_dir=None) -> dict:
+    """:func:`spark_run_on` of a synthetic rung generated (and written as Parquet) under
+    ``work_dir`` (a temporary folder by default, removed afterwards), plus ``generate_s``."""
+    with tempfile.TemporaryDirectory(prefix="spark-rung-", dir=work_dir) as tmp:
+        t = time.perf_counter()
+        data_dir = write_synthetic(n_customers, n_products, Path(tmp) / "star", seed=seed)
+        generate_s = time.perf_counter() - t
+        out = spark_run_on(data_dir, master, params, Path(tmp) / "export" if export else None, driver_memory)
+    return {**out, "n_customers": n_customers, "n_products": n_products, "generate_s": generate_s}
 
 
 def _child(data_dir: str, master: str, params: str, export_dir: str, driver_memory: str, result: str) -> None:

@@ -239,3 +239,41 @@ def test_the_complete_journey_export_is_kept_for_the_api_section(tmp_path):
     assert (resolve(api) / "manifest.json").exists() and not (snap / "data" / "exports").exists()
     assert not keep_cj_export(snap, api)  # nothing left to keep, and an export already kept stays
     assert (resolve(api) / "manifest.json").exists()
+
+
+def _rung(n, lines, local_s, spark_s, spark_peak=3.0):
+    stage = {"ok": True, "peak_rss_gib": 1.0}
+    return {"n_customers": n, "n_products": 10, "lines": lines, "stages": {
+        "als_fit": {**stage, "wall_s": local_s / 2}, "score_export": {**stage, "wall_s": local_s / 4, "peak_rss_gib": 2.0},
+        "metrics": {**stage, "wall_s": local_s / 4, "result": {
+            "evaluated_customers": 5, "means": {"precision@10": 0.1, "recall@10": 0.2, "ndcg@10": 0.3}}},
+        "spark": {"ok": True, "wall_s": spark_s, "peak_rss_gib": spark_peak, "result": {"master": "local[2]"}}}}
+
+
+def test_spark_column_sums_the_local_stages_and_fits_both_exponents():
+    from helpers.report import engines
+
+    b = suite.merge_results(None, {"schema": suite.SCHEMA_VERSION, "scale": {"rungs": [
+        _rung(100_000, 4_000_000, 100.0, 300.0), _rung(1_000_000, 40_000_000, 1000.0, 1200.0)]}})
+    exp = engines.exponents(b["scale"]["rungs"])
+    assert exp["local"] == pytest.approx(1.0) and exp["spark"] == pytest.approx(math.log10(4.0))
+    assert engines.local_engine(b["scale"]["rungs"][0]) == (100.0, 2.0)  # time summed, peak the largest
+    md = performance.render_markdown(b)
+    assert "| 100,000 | 4,000,000 | 100 s | 2.00 | 300 s | 3.00 | local[2] |" in md
+    assert "local engine 1.00, Spark engine 0.60" in md
+    assert b["scale"]["growth"]["spark"]["overall"] == pytest.approx(math.log10(4.0))  # a stage of the ladder too
+
+
+def test_spark_column_and_agreement_are_skipped_with_the_reason_without_java(monkeypatch, tmp_path):
+    monkeypatch.setattr(suite.shutil, "which", lambda name: None)
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    rec = suite.spark_stage(tmp_path / "star", tmp_path / "out", "local[2]", "1g")
+    assert rec["skipped"] and "no Java" in rec["error"]
+    ag = suite.bench_spark_agreement(tmp_path / "cj", "local[2]", "1g")
+    assert ag["skipped"]
+    rung = _rung(10, 100, 1.0, 1.0)
+    rung["stages"]["spark"] = rec
+    b = {"scale": {"rungs": [rung]}, "spark_agreement": ag}
+    md = performance.render_markdown(b)
+    assert "| 10 | 100 | 1.0 s | 2.00 | skipped | skipped |  |" in md  # the local engine ran, Spark did not
+    assert md.count("*skipped: no Java runtime") == 2  # under the ladder table and as the agreement section

@@ -122,3 +122,22 @@ def test_argmax_passes_equal_the_partition_with_ties_infinities_and_nan():
                                       np.argsort(-s[finite], axis=1, kind="stable")[:, :5])
     ints = rng.integers(0, 9, (50, 30))
     np.testing.assert_array_equal(top_k(ints, 4)[0], np.argsort(-ints, axis=1, kind="stable")[:, :4])
+
+
+def test_user_items_count_distinct_baskets_per_pair_like_a_groupby():
+    """Random lines (repeated lines of a basket, returns, customers without purchases): the
+    matrix holds, per (customer, item), the number of distinct baskets with a purchase."""
+    rng = np.random.default_rng(3)
+    n = 5_000
+    tx = pd.DataFrame({"customer_id": rng.integers(0, 60, n) * 7, "product_id": rng.integers(0, 90, n) * 11 + 5,
+                       "basket_id": rng.integers(0, 400, n), "quantity": rng.choice([1.0, 2.0, 0.0, -1.0], n),
+                       "timestamp": pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 30, n), unit="D")})
+    cust = pd.DataFrame({"customer_id": np.arange(70) * 7})  # ten without lines
+    fd = make_fit_data(tx, cust, pd.DataFrame({"product_id": np.arange(90) * 11 + 5}), "2024-01-25")
+    buys = tx[(tx["timestamp"] < "2024-01-25") & (tx["quantity"] > 0)]
+    expected = buys.groupby(["customer_id", "product_id"])["basket_id"].nunique()
+    np.testing.assert_array_equal(fd.item_ids, np.sort(buys["product_id"].unique()))
+    ui = fd.user_items.tocoo()
+    got = pd.Series(ui.data, index=pd.MultiIndex.from_arrays([fd.customer_ids[ui.row], fd.item_ids[ui.col]]))
+    pd.testing.assert_series_equal(got.sort_index(), expected.astype(np.float32).sort_index(), check_names=False)
+    assert fd.user_items.has_canonical_format and fd.user_items.shape == (70, len(fd.item_ids))

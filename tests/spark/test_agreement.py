@@ -13,40 +13,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers.evaluation.metrics import evaluate_model, relevance_matrix, select_window, summarize, temporal_split
-from helpers.features.segments import compute_segments
-from helpers.models.als import ALS
-from helpers.models.base import make_fit_data
-from helpers.models.buy_again import BuyAgain
-from helpers.models.popularity import GlobalPopularity, SegmentedPopularity
-from helpers.spark import engine
+from helpers.evaluation.metrics import summarize
+from helpers.spark import agreement, engine
+from helpers.spark.agreement import EXACT, PROTOCOLS
 from helpers.spark.evaluate import evaluation_set, ranking_evaluator_metrics
 
 PARAMS = {"factors": 32, "iterations": 10, "regularization": 10.0, "seed": 0}
-KS = (5, 10)
-EXACT = ("global_popularity", "segmented_popularity", "buy_again")
-PROTOCOLS = ("all", "new")
 
 
 @pytest.fixture(scope="module")
 def local(small_tables):
-    fact = small_tables["fact_transactions"]
-    split = temporal_split(fact)
-    fit_end, start, end = split.windows("test")
-    segments = compute_segments(small_tables, fit_end)
-    fit = make_fit_data(fact, small_tables["dim_customer"], small_tables["dim_product"], fit_end, segments=segments)
-    rel = relevance_matrix(select_window(fact, start, end), fit.customer_ids, fit.item_ids)
-    models = {"global_popularity": GlobalPopularity(), "segmented_popularity": SegmentedPopularity(),
-              "buy_again": BuyAgain(),
-              "als": ALS(factors=PARAMS["factors"], iterations=PARAMS["iterations"],
-                         regularization=PARAMS["regularization"], random_state=PARAMS["seed"])}
-    out = {}
-    for name, model in models.items():
-        model.fit(fit)
-        for protocol in PROTOCOLS:
-            per, ids, scores, customers = evaluate_model(model, fit, rel, protocol, ks=KS, top_n=10)
-            out[(name, protocol)] = {"per": per, "ids": ids, "scores": scores, "customers": customers}
-    return {"split": split, "segments": segments, "fit": fit, "results": out}
+    return agreement.local_results(small_tables, PARAMS)
 
 
 @pytest.fixture(scope="module")
@@ -78,22 +55,11 @@ def test_segments_are_the_local_ones(local, remote, segment_type):
     pd.testing.assert_series_equal(got, want, check_names=False, check_dtype=False)
 
 
-def _spark_lists(remote, name, protocol, customers, width):
-    recs = remote["recs"][(name, protocol)].toPandas()
-    ids = np.full((len(customers), width), -1, dtype=np.int64)
-    scores = np.full((len(customers), width), -np.inf, dtype=np.float32)
-    row = pd.Index(customers).get_indexer(recs["customer_id"])
-    assert (row >= 0).all(), "Spark recommended for a customer the local engine does not evaluate"
-    ids[row, recs["rank"] - 1] = recs["product_id"]
-    scores[row, recs["rank"] - 1] = recs["score"]
-    return ids, scores
-
-
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 @pytest.mark.parametrize("name", EXACT)
 def test_top_n_lists_are_the_local_ones(local, remote, name, protocol):
     res = local["results"][(name, protocol)]
-    ids, scores = _spark_lists(remote, name, protocol, res["customers"], res["ids"].shape[1])
+    ids, scores = agreement.spark_lists(remote, name, protocol, res["customers"], res["ids"].shape[1])
     np.testing.assert_array_equal(ids, res["ids"])
     filled = res["ids"] >= 0
     np.testing.assert_array_equal(scores[filled], res["scores"][filled])
@@ -138,3 +104,9 @@ def test_ranking_evaluator_agrees_with_the_join_based_metrics(spark, remote):
     assert got["precisionAtK"] == pytest.approx(row["precision"], abs=1e-12)
     assert got["recallAtK"] == pytest.approx(row["recall"], abs=1e-12)
     assert got["ndcgAtK"] == pytest.approx(row["ndcg"], abs=1e-12)
+
+
+def test_compare_reports_every_model_in_agreement(local, remote):
+    table = agreement.compare(local, remote)
+    assert len(table) == 8 and table["agree"].all(), table.to_string()
+    assert table.loc[table["model"] != "als", "lists_equal"].all()
