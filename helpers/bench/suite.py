@@ -24,7 +24,7 @@ from helpers.export.versioned import resolve
 from helpers.pipeline.cache import CACHE_FILE
 from helpers.report.growth import growth_exponents
 from helpers.report.performance import STAGES, stage_time
-from helpers.spark.bench import spark_run_on
+from helpers.spark.bench import NO_JAVA, java_available, spark_run_on
 from helpers.tuning import model_cache
 
 #: Scale ladder rungs: customers x products.
@@ -160,8 +160,8 @@ def _slim(rec: dict | None) -> dict | None:
 def spark_stage(data_dir: Path, export_dir: Path, master: str, driver_memory: str, log=print) -> dict:
     """The Spark engine on a rung's star schema (:func:`helpers.spark.bench.spark_run_on`) as a stage
     record (``ok``, ``wall_s``, ``peak_rss_gib``, ``result``); skipped, with the reason, without Java."""
-    if not (shutil.which("java") or os.environ.get("JAVA_HOME")):
-        return {"ok": False, "skipped": True, "error": "skipped: no Java runtime (java not on PATH, JAVA_HOME unset)"}
+    if not java_available():
+        return {"ok": False, "skipped": True, "error": f"skipped: {NO_JAVA}"}
     log(f"[bench] {data_dir.parent.name}: Spark engine on {master} (driver memory {driver_memory})")
     try:
         res = spark_run_on(data_dir, master, export_dir=export_dir, driver_memory=driver_memory)
@@ -176,9 +176,8 @@ def spark_stage(data_dir: Path, export_dir: Path, master: str, driver_memory: st
 def bench_spark_agreement(star_dir: Path, master: str, driver_memory: str, log=print) -> dict:
     """Complete Journey on the Spark and the local engine (``stage_spark_agreement``); skipped
     without Java. The star schema it builds is removed afterwards."""
-    if not (shutil.which("java") or os.environ.get("JAVA_HOME")):
-        return {"ok": False, "skipped": True, "error": "skipped: no Java runtime (java not on PATH, JAVA_HOME unset)",
-                "measured_at": now()}
+    if not java_available():
+        return {"ok": False, "skipped": True, "error": f"skipped: {NO_JAVA}", "measured_at": now()}
     try:
         rec = run_stage("CJ: Spark engine vs local engine", "stage_spark_agreement", log=log, out_dir=str(star_dir),
                         master=master, driver_memory=driver_memory)

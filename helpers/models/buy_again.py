@@ -35,6 +35,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from helpers.models.base import FitData, Recommender
+from helpers.models.fitdata import first_per_basket
 from helpers.models.popularity import popularity_prior, repeat_rows
 
 
@@ -53,16 +54,9 @@ def basket_purchases(data: FitData) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     ok = (rows >= 0) & (cols >= 0)
     pair = rows[ok] * np.int64(data.n_items) + cols[ok]  # (row, column) order
     del rows, cols
-    baskets = tx["basket_id"].to_numpy(np.int64)[buy][ok]
-    ts = tx["timestamp"].to_numpy()[buy][ok]
-    order = np.lexsort((baskets, pair))  # stable: a triple's first line in the window's order
-    pair, baskets, ts = pair[order], baskets[order], ts[order]
-    del order
-    first = np.ones(len(pair), dtype=bool)
-    first[1:] = (pair[1:] != pair[:-1]) | (baskets[1:] != baskets[:-1])
-    del baskets
-    age_days = np.maximum((data.as_of.to_datetime64() - ts[first]) / np.timedelta64(1, "D"), 0.0)
-    rows, cols = np.divmod(pair[first], np.int64(max(data.n_items, 1)))
+    pair, ts = first_per_basket(pair, tx["basket_id"].to_numpy(np.int64)[buy][ok], tx["timestamp"].to_numpy()[buy][ok])
+    age_days = np.maximum((data.as_of.to_datetime64() - ts) / np.timedelta64(1, "D"), 0.0)
+    rows, cols = np.divmod(pair, np.int64(max(data.n_items, 1)))
     out = (rows, cols, age_days)
     for a in out:
         a.flags.writeable = False  # shared by every fit of the window

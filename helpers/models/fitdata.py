@@ -68,6 +68,17 @@ def positions(sorted_ids: np.ndarray, ids) -> np.ndarray:
     return np.where(sorted_ids[pos] == ids, pos, -1)
 
 
+def first_per_basket(pair: np.ndarray, basket: np.ndarray, *carried: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The lines sorted by (``pair``, ``basket``), stably, keeping each pair's first line of every
+    basket: ``pair`` and each of ``carried`` at those lines (repeated lines of a basket count once)."""
+    order = np.lexsort((basket, pair))
+    pair, basket = pair[order], basket[order]
+    first = np.ones(len(pair), dtype=bool)
+    first[1:] = (pair[1:] != pair[:-1]) | (basket[1:] != basket[:-1])
+    del basket
+    return (pair[first], *(c[order][first] for c in carried))
+
+
 def _basket_counts(tx: pd.DataFrame, customer_ids: np.ndarray) -> tuple[np.ndarray, sp.csr_matrix]:
     """The bought items (sorted) and the CSR customers x items of distinct baskets per pair.
 
@@ -79,15 +90,7 @@ def _basket_counts(tx: pd.DataFrame, customer_ids: np.ndarray) -> tuple[np.ndarr
     pair = np.searchsorted(customer_ids, tx["customer_id"].to_numpy(np.int64)[buy]) * np.int64(len(item_ids))
     pair += np.searchsorted(item_ids, product)
     del product
-    basket = tx["basket_id"].to_numpy(np.int64)[buy]
-    order = np.lexsort((basket, pair))
-    pair, basket = pair[order], basket[order]
-    del order
-    new_triple = np.ones(len(pair), dtype=bool)
-    new_triple[1:] = (pair[1:] != pair[:-1]) | (basket[1:] != basket[:-1])
-    del basket
-    pair = pair[new_triple]
-    del new_triple
+    (pair,) = first_per_basket(pair, tx["basket_id"].to_numpy(np.int64)[buy])
     start = np.flatnonzero(np.r_[True, pair[1:] != pair[:-1]]) if len(pair) else np.zeros(0, np.int64)
     counts = np.diff(np.r_[start, len(pair)]).astype(np.float32)
     pair = pair[start]

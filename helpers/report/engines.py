@@ -40,8 +40,8 @@ def exponents(rungs: list[dict]) -> dict:
     return out
 
 
-def section(bench: dict, fmt_s, fmt_gib, table) -> list[str]:
-    """Markdown lines of the section (``fmt_s``, ``fmt_gib``, ``table``: the page's formatters)."""
+def section(bench: dict, fmt_s, fmt_gib, fmt_exp, table) -> list[str]:
+    """Markdown lines of the section (``fmt_s``, ``fmt_gib``, ``fmt_exp``, ``table``: the page's formatters)."""
     out = ["## Spark engine beside the local engine\n"]
     rungs = [r for r in (bench.get("scale") or {}).get("rungs", []) if "spark" in r.get("stages", {})]
     if rungs:
@@ -58,7 +58,7 @@ def section(bench: dict, fmt_s, fmt_gib, table) -> list[str]:
                           "Spark peak (GiB)", "Spark master"], rows))
         exp = exponents(rungs)
         out.append(f"\nFitted growth exponent (time against lines): local engine "
-                   f"{_exp(exp['local'])}, Spark engine {_exp(exp['spark'])}. The local engine is its ALS fit, "
+                   f"{fmt_exp(exp['local'])}, Spark engine {fmt_exp(exp['spark'])}. The local engine is its ALS fit, "
                    "hybrid scoring + top-10 export and metrics processes; the Spark engine is one process "
                    "(validation, split, segments, popularity, buy-again, ALS, top-10 of both protocols, metrics, "
                    "partitioned Parquet export). Spark's peak is its driver JVM (with `local[N]` the executors "
@@ -89,10 +89,6 @@ def section(bench: dict, fmt_s, fmt_gib, table) -> list[str]:
     else:
         out.append("Not measured yet.\n")
     return out
-
-
-def _exp(x) -> str:
-    return "n/a" if x is None else f"{x:.2f}"
 
 
 def _yes(x) -> str:

@@ -222,7 +222,7 @@ def render_markdown(bench: dict, image_prefix: str = "../reports/benchmarks/") -
     else:
         out.append("Not measured yet.\n")
 
-    out += engines.section(bench, _fmt_s, _fmt_gib, _table)
+    out += engines.section(bench, _fmt_s, _fmt_gib, _fmt_exp, _table)
 
     ra = bench.get("ratios")
     out.append("## Side-by-side ratios\n")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -26,6 +27,14 @@ from helpers.data.validate import validate_star_schema
 
 LINES_PER_CUSTOMER = 40.0
 N_DAYS = 365
+
+
+def java_available() -> bool:
+    """Can Spark start here: ``java`` on the PATH or ``JAVA_HOME`` set."""
+    return bool(shutil.which("java") or os.environ.get("JAVA_HOME"))
+
+
+NO_JAVA = "no Java runtime (java not on PATH, JAVA_HOME unset)"
 
 
 def write_synthetic(n_customers: int, n_products: int, out_dir, seed: int = 0,

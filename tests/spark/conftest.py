@@ -3,27 +3,21 @@ synthetic star schema written as Parquet, with the local engine's tables beside 
 
 from __future__ import annotations
 
-import os
-import shutil
-
 import pytest
 
 from helpers.data.sources import synthetic
 from helpers.data.star import write_tables
 from helpers.data.validate import validate_star_schema
+from helpers.spark.bench import java_available
 from helpers.spark.session import get_session
 from helpers.spark.tables import load_star
 
 SMALL = dict(n_customers=2000, n_products=400, n_days=180, seed=5)
 
 
-def _java() -> bool:
-    return bool(shutil.which("java") or os.environ.get("JAVA_HOME"))
-
-
 @pytest.fixture(scope="session")
 def spark():
-    if not _java():
+    if not java_available():
         pytest.skip("no Java runtime on this machine (java not on PATH, JAVA_HOME unset): Spark cannot start; "
                     ".ci/run installs openjdk-17-jre-headless")
     # tiny queries: interpreted expressions instead of compiling Java code for every new query
