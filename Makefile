@@ -10,7 +10,7 @@ DATA ?=
 DATA_ARG := $(if $(DATA),--data-dir $(DATA),)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv book pipeline build-book test test-spark lab serve bench spark-demo clean check sample
+.PHONY: help venv book pipeline build-book test test-spark lab serve bench synthetic-lift ablation spark-demo clean check sample
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-12s %s\n", $$1, $$2}'
@@ -46,6 +46,12 @@ serve: $(STAMP)  ## Start the recommendation API on 127.0.0.1:8000
 
 bench: $(STAMP)  ## Run the benchmarks (reports/benchmarks/bench.json, book page Performance)
 	$(PY) -m helpers.bench $(ARGS)
+
+synthetic-lift: $(STAMP)  ## The hybrid vs the best other model on the synthetic retailer, 2 seeds x 2 sizes (Methods chapter)
+	$(PY) -m helpers.pipeline lift --jobs $(JOBS) $(ARGS)
+
+ablation: $(STAMP)  ## The re-ranker with each feature group left out, on the last run's validation window (Methods chapter)
+	$(PY) -m helpers.pipeline ablation $(ARGS)
 
 check: $(STAMP)  ## Check a folder of your own files without running models (DATA=folder)
 	@test -n "$(DATA)" || { echo "usage: make check DATA=path/to/folder"; exit 2; }

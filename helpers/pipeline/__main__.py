@@ -1,13 +1,16 @@
-"""``python -m helpers.pipeline run|params|check``: the command line of :mod:`helpers.pipeline.run`
+"""``python -m helpers.pipeline run|lift|ablation|params|check``: the command line of :mod:`helpers.pipeline.run`
 and of the data check (:mod:`helpers.data.check`)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from helpers import config
 from helpers.data import check
+from helpers.pipeline import lift
+from helpers.pipeline.ablation import run_ablation
 from helpers.pipeline.execute import NotebookFailed
 from helpers.pipeline.params import ParameterError, notebook_parameters, parse_params
 from helpers.pipeline.run import DataRefused, numbered_notebooks, run
@@ -33,6 +36,15 @@ def parser() -> argparse.ArgumentParser:
                    help="execute every notebook and fit every model even if nothing changed")
     r.add_argument("--jobs", type=int, default=2, metavar="N",
                    help="notebooks run at once, each in its own kernel (default 2; 1 = one after another)")
+    lf = sub.add_parser("lift", help="the hybrid against the best other model on the synthetic retailer, for "
+                                     "several generator seeds and sizes (the Methods chapter's table)")
+    lf.add_argument("--seeds", default=",".join(map(str, lift.SEEDS)), help="comma-separated generator seeds")
+    lf.add_argument("--sizes", default=",".join(map(str, lift.SIZES)), help="comma-separated customer counts")
+    lf.add_argument("--param", action="append", metavar="KEY=VALUE", help="notebook parameter override")
+    lf.add_argument("--jobs", type=int, default=2, metavar="N", help="notebooks run at once (default 2)")
+    ab = sub.add_parser("ablation", help="the re-ranker with each feature group left out, on the last run's "
+                                         "validation window (the Methods chapter's table)")
+    ab.add_argument("--output-dir", help="the run's --output-dir (default: data/processed and reports/)")
     sub.add_parser("params", help="list the parameters of every notebook")
     sub.add_parser("check", add_help=False, help="validate a data folder without running models "
                                                  "(python -m helpers.pipeline check --help)")
@@ -51,6 +63,14 @@ def main(argv=None) -> int:
                 print(f"    {k} = {v!r}")
         return 0
     try:
+        if args.cmd == "ablation":
+            out = Path(args.output_dir) if args.output_dir else None
+            run_ablation(out, out / "reports" if out else None)
+            return 0
+        if args.cmd == "lift":
+            lift.run_lift([int(x) for x in args.seeds.split(",")], [int(x) for x in args.sizes.split(",")],
+                          jobs=args.jobs, params=parse_params(args.param))
+            return 0
         run(args.dataset, args.data_dir, args.output_dir, parse_params(args.param),
             only=args.only.split(",") if args.only else None, progress=not args.no_progress,
             use_cache=not args.no_cache, jobs=args.jobs)

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from helpers import config
+from helpers.report import ablation, lift
 from helpers.report.performance import page_listed, write_placeholder
 
 
@@ -27,7 +28,10 @@ BOOK_FILES = ("_config.yml", "_toc.yml", "book")
 
 
 def ensure_performance_tables(root: Path) -> Path:
-    """The Performance page includes the benchmark's tables; write the 'not run yet' ones when missing."""
+    """The Performance page includes the benchmark's tables and the Methods chapter the synthetic
+    retailer's and the ablation's tables (:mod:`helpers.report.lift`, :mod:`helpers.report.ablation`); write the 'not run yet' ones when missing."""
+    ablation.write_page(Path(root) / "reports" / "benchmarks")
+    lift.write_page(Path(root) / "reports" / "benchmarks")
     return write_placeholder(Path(root) / "reports" / "benchmarks")
 
 

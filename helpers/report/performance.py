@@ -15,6 +15,7 @@ import numpy as np
 
 from helpers import config
 from helpers.report import engines, run_timings
+from helpers.report.tables import markdown_table as _table
 
 RSS_LIMIT_GIB = 12.0
 
@@ -94,12 +95,6 @@ def _cell_rss(rec: dict | None) -> str:
     peak = rec.get("peak_rss_gib")
     over = peak is not None and peak > RSS_LIMIT_GIB
     return _fmt_gib(peak) + (f" **(over {RSS_LIMIT_GIB:.0f})**" if over else "")
-
-
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 PLOTS = {"scale_time.png": "Stage time against transaction lines (log-log)",

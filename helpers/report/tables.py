@@ -1,5 +1,6 @@
 """Model-comparison tables shared by the model and evaluation chapters (and their glue):
-one overall metric value, and the test table of every model with its intervals."""
+one overall metric value, the test table of every model with its intervals, and Markdown pipe tables
+for the generated pages."""
 
 from __future__ import annotations
 
@@ -34,3 +35,10 @@ def metric_value(metrics: pd.DataFrame, model: str, protocol: str, metric: str =
 
 
 metrics_table = metrics_frame  # the name the chapters used before
+
+
+def markdown_table(header: list[str], rows: list[list]) -> str:
+    """A Markdown pipe table (cells as ``str``)."""
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
