@@ -20,8 +20,8 @@ from pathlib import Path
 
 from helpers import config
 from helpers.atomic import atomic_path
-from helpers.report import lift
 from helpers.pipeline.run import run
+from helpers.report import lift
 from helpers.report.glue import read_glue
 
 NOTEBOOKS = ("00", "03", "04", "05", "06", "07")  # the models and their evaluation (no EDA, no export)

@@ -24,7 +24,7 @@ from helpers.features.signals import SIGNAL_GROUPS
 from helpers.models.ranker import FEATURES, Examples, Ranker, pool_examples
 from helpers.models.registry import HYBRID_COMPONENTS, PROTOCOLS
 from helpers.tuning.files import load_tuning
-from helpers.tuning.fits import fit_components
+from helpers.tuning.hybrid_workflow import stage_pools
 from helpers.tuning.stages import Stage
 from helpers.tuning.weights import CandidatePool, search_weights
 
@@ -58,11 +58,7 @@ def ablation(valid: Stage, earlier: list[Stage], tables_dir, ranker: dict, names
     hybrid notebook); components and their parameters from the tuning files in ``tables_dir``."""
     if not earlier:
         raise ValueError("the ablation trains on earlier validation windows: pass at least one")
-    tuning = load_tuning(tables_dir)
-    caches: dict = {st.name: {} for st in (valid, *earlier)}
-    pools = {st.name: CandidatePool.for_protocols(
-        {p: fit_components(tuning, st.fit, p, names, caches[st.name]) for p in protocols}, st.fit, st.relevance,
-        pool_size=pool_size) for st in (valid, *earlier)}
+    pools = stage_pools(load_tuning(tables_dir), (valid, *earlier), names, pool_size, protocols)
     histories = {st.name: Ranker(**ranker).history(st.fit) for st in (valid, *earlier)}
     rows = []
     for protocol in protocols:

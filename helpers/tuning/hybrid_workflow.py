@@ -23,7 +23,7 @@ from helpers.tuning.scoring import evaluate_models
 from helpers.tuning.stages import Stage
 from helpers.tuning.weights import CandidatePool, search_weights
 
-__all__ = ["evaluate_hybrid", "hybrid_from_config", "run_hybrid", "tuned_hybrids"]
+__all__ = ["evaluate_hybrid", "hybrid_from_config", "run_hybrid", "stage_pools", "tuned_hybrids"]
 
 
 def run_hybrid(valid: Stage, tables_dir, names=HYBRID_COMPONENTS, rules=None, rule_variants=None,
@@ -62,9 +62,7 @@ def run_hybrid(valid: Stage, tables_dir, names=HYBRID_COMPONENTS, rules=None, ru
     weights, trials, rule_rows, selection, rankers = {}, [], [], [], {}
     caches: dict = {stage.name: {} for stage in (valid, *earlier)}
     search = dict(n_trials=n_trials, seed=seed, by_history=by_history, light_max_baskets=light_max_baskets)
-    pools = {st.name: CandidatePool.for_protocols(  # both protocols at once: shared fits are scored once
-        {p: fit_components(tuning, st.fit, p, names, caches[st.name]) for p in PROTOCOLS}, st.fit, st.relevance,
-        pool_size=pool_size) for st in (valid, *earlier)}
+    pools = stage_pools(tuning, (valid, *earlier), names, pool_size, caches=caches)
     def history(st: Stage):  # a stage's ranker features (computed once per window: Ranker.history)
         return Ranker(**ranker).history(st.fit)
 
@@ -120,6 +118,16 @@ def run_hybrid(valid: Stage, tables_dir, names=HYBRID_COMPONENTS, rules=None, ru
     return {"weights": weights, "trials": pd.concat(trials, ignore_index=True), "rules": pd.DataFrame(rule_rows),
             "selection": pd.DataFrame(selection, columns=["protocol", "method", "valid NDCG@5", "chosen"]),
             "config": config}
+
+
+def stage_pools(tuning: dict, stages, names=HYBRID_COMPONENTS, pool_size: int = 100, protocols=PROTOCOLS,
+                caches: dict | None = None) -> dict[str, dict[str, CandidatePool]]:
+    """``{stage name: {protocol: pool}}`` of the tuned components on each stage, both protocols at
+    once (shared fits are scored once); ``caches[stage name]`` keeps the fitted components."""
+    caches = caches if caches is not None else {st.name: {} for st in stages}
+    return {st.name: CandidatePool.for_protocols(
+        {p: fit_components(tuning, st.fit, p, names, caches[st.name]) for p in protocols}, st.fit, st.relevance,
+        pool_size=pool_size) for st in stages}
 
 
 def hybrid_from_config(cfg: dict, components: dict[str, Recommender], fit_data: FitData, ranker=None):
