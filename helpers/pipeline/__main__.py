@@ -30,6 +30,9 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--output-dir", help="write the star schema here (exports in OUTPUT_DIR/exports, "
                                         "reports in OUTPUT_DIR/reports)")
     r.add_argument("--param", action="append", metavar="KEY=VALUE", help="notebook parameter override")
+    r.add_argument("--engine", choices=("local", "spark"),
+                   help="where the heavy stages run: local (default) or spark (the models the Spark engine has, "
+                        "on --param spark_master=local[2], any master URL, or none under spark-submit)")
     r.add_argument("--only", help="comma-separated notebook numbers, e.g. 00,01")
     r.add_argument("--no-progress", action="store_true", help="no per-cell progress bar")
     r.add_argument("--no-cache", action="store_true",
@@ -71,7 +74,10 @@ def main(argv=None) -> int:
             lift.run_lift([int(x) for x in args.seeds.split(",")], [int(x) for x in args.sizes.split(",")],
                           jobs=args.jobs, params=parse_params(args.param))
             return 0
-        run(args.dataset, args.data_dir, args.output_dir, parse_params(args.param),
+        params = parse_params(args.param)
+        if args.engine:
+            params["engine"] = args.engine
+        run(args.dataset, args.data_dir, args.output_dir, params,
             only=args.only.split(",") if args.only else None, progress=not args.no_progress,
             use_cache=not args.no_cache, jobs=args.jobs)
     except ParameterError as exc:

@@ -95,6 +95,9 @@ RULES: dict[str, Rule] = {
     "processed_dir": PATH,
     "reports_dir": PATH,
     "export_dir": PATH,
+    # engine (03, 04): the models of the Spark engine run on Spark (helpers.spark.chapter)
+    "engine": Rule(lambda v: v in ("local", "spark"), "local or spark"),
+    "spark_master": TEXT,
     # synthetic generator (00)
     "n_customers": int_at_least(2),
     "n_products": int_at_least(2),

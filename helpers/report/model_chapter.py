@@ -2,7 +2,11 @@
 the test results.
 
 :func:`run` prepares the stages, tunes, refits and scores the chapter's models
-(``helpers.tuning.workflow.run_chapter``) and glues the windows. :func:`tuning_section`
+(``helpers.tuning.workflow.run_chapter``) and glues the windows. With ``engine="spark"`` the
+models the Spark engine has are tuned, refitted and scored on Spark instead
+(:func:`helpers.spark.chapter.run_chapter`: the same grids, choices and files), the others
+locally; the chosen models are then fitted locally on the later windows for the hybrid and
+the export, as on the local engine. :func:`tuning_section`
 draws the validation chart of one model, glues its chosen parameters
 (``<model>_best_<protocol>``) and a sentence generated from what ran
 (``<model>_grid``: the values each parameter took in the grid actually searched and
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from helpers import config
 from helpers.data.star import load_tables
 from helpers.report import display, palette
 from helpers.report import plotting as P
@@ -22,20 +27,45 @@ from helpers.report.glue import glue_all, report_dirs
 from helpers.report.tables import metric_value, metrics_frame
 from helpers.tuning import workflow as models
 
+#: The engines a model chapter runs on, and the models the Spark engine has
+#: (:data:`helpers.spark.engine.MODELS`; repeated here so that the local engine never imports pyspark).
+ENGINES = ("local", "spark")
+SPARK_MODELS = ("global_popularity", "segmented_popularity", "buy_again", "als")
 TABLES = ("fact_transactions", "dim_customer", "dim_product", "customer_exposure", "dim_date")
 NOT_PARAMS = ("model", "protocol", "value", "fit_seconds")
 
 
 def run(names: list[str], processed_dir=None, reports_dir=None, test_days: int = 28, valid_days: int = 28,
-        weight_windows: int = 2, grid_overrides: dict | None = None, n_boot: int = 1000, seed: int = 0) -> dict:
-    """Tune, refit and score ``names``; the chapter dict of ``run_chapter`` plus ``tables_dir``."""
+        weight_windows: int = 2, grid_overrides: dict | None = None, n_boot: int = 1000, seed: int = 0,
+        engine: str = "local", spark_master: str | None = "local[2]") -> dict:
+    """Tune, refit and score ``names``; the chapter dict of ``run_chapter`` plus ``tables_dir``
+    (``engine``: ``"local"`` or ``"spark"``, on ``spark_master``)."""
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
     P.set_style()
     dirs = report_dirs(reports_dir)
     tables = load_tables(processed_dir, names=TABLES)
     split, valid, test = models.prepare_stages(tables, test_days, valid_days, processed_dir)
     later = models.later_fits(tables, split, valid_days, weight_windows, processed_dir)  # fitted ahead for 06, 08
-    chapter = models.run_chapter(list(names), valid, test, dirs["tables"], grid_overrides, n_boot=n_boot, seed=seed,
-                                 later=later)
+    on_spark = [n for n in names if engine == "spark" and n in SPARK_MODELS]
+    local = [n for n in names if n not in on_spark]
+    parts = []
+    if on_spark:
+        from helpers.spark.chapter import run_chapter as spark_chapter  # pyspark loads only for the Spark engine
+
+        parts.append(spark_chapter(on_spark, config.processed_dir(processed_dir), dirs["tables"], test_days,
+                                   valid_days, grid_overrides, n_boot=n_boot, seed=seed,
+                                   master=None if spark_master == "none" else spark_master))
+        tuned = models.load_tuning(dirs["tables"])
+        models.prefit({n: tuned[n] for n in on_spark}, list(later), seed=seed)
+    if local:
+        parts.append(models.run_chapter(local, valid, test, dirs["tables"], grid_overrides, n_boot=n_boot, seed=seed,
+                                        later=later))
+    chapter = {"tuning": pd.concat([p["tuning"] for p in parts], ignore_index=True),
+               "best": {k: v for p in parts for k, v in p["best"].items()},
+               "metrics": pd.concat([p["metrics"] for p in parts], ignore_index=True),
+               "predictions": pd.concat([p["predictions"] for p in parts], ignore_index=True),
+               "engine": {n: ("spark" if n in on_spark else "local") for n in names}}
     glue_all({"valid_start": str(split.valid_start.date()), "test_start": str(split.test_start.date()),
               "test_end": str(split.end.date())})
     return {**chapter, "tables_dir": dirs["tables"], "reports_dir": reports_dir}
@@ -123,4 +153,8 @@ def test_section(chapter: dict):
         for metric, short in (("ndcg", "ndcg5"), ("recall", "recall5"), ("hit_rate", "hit5")):
             values[f"{name}_{protocol}_{short}"] = metric_value(m, name, protocol, metric)
     glue_all(values)
-    return display.table(metrics_frame(m), note="Test window; 95% bootstrap intervals over customers in brackets.")
+    note = "Test window; 95% bootstrap intervals over customers in brackets."
+    spark = [models.LABELS.get(n, n) for n, e in chapter.get("engine", {}).items() if e == "spark"]
+    if spark:
+        note += " Tuned, fitted and scored on Apache Spark: " + ", ".join(spark) + "."
+    return display.table(metrics_frame(m), note=note)

@@ -82,7 +82,6 @@ def compare(local: dict, remote: dict) -> pd.DataFrame:
         got = remote["metrics"].query("model == @name and protocol == @protocol")
         want = summarize(res["per"], res["customers"], local["segments"], name, protocol, local["params"]["stage"],
                          n_boot=10)
-        want = want.loc[want["segment_type"].isin(set(got["segment_type"]))]  # promo_exposure: local only
         merged = want.merge(got, on=key, suffixes=("_local", "_spark"), validate="one_to_one")
         ndcg = merged.query("segment_type == 'overall' and metric == 'ndcg' and k == 5")
         row = {"model": name, "protocol": protocol, "customers": int(len(res["customers"])),

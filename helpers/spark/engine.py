@@ -36,8 +36,8 @@ DEFAULTS = {
     "stage": "test", "test_days": 28, "valid_days": 28, "ks": (5, 10), "top_n": 10,
     "models": MODELS, "protocols": ("all", "new"),
     "factors": 64, "regularization": 10.0, "alpha": 1.0, "iterations": 15, "seed": 0, "als_reg_param": None,
-    "half_life_days": 30.0, "backfill_weight": 1e-3, "tie_break": 1e-3,
-    "segment_type": "loyalty_tier", "min_segment_size": 30, "blend": 0.0, "min_segment": 30,
+    "half_life_days": 30.0, "backfill_weight": 1e-3, "tie_break": 1e-3, "repeat_beta": 0.0, "repeat_prior": 5.0,
+    "segment_type": "loyalty_tier", "min_segment_size": 30, "blend": 0.0, "window_days": None, "min_segment": 30,
     "export_model": "als", "export_partitions": 8, "max_history": 100,
 }
 
@@ -56,15 +56,17 @@ class Fitted:
         self.fw, self.segments, self.p = fw, segments, p
         self.parts, self.als, self.segment_table = {}, None, None
 
-    def fit(self, name: str) -> Fitted:
-        p, fw = self.p, self.fw
+    def fit(self, name: str, params: dict | None = None) -> Fitted:
+        """Fit ``name`` with the engine parameters, ``params`` (the model's own) overriding them."""
+        p, fw = {**self.p, **(params or {})}, self.fw
         if name == "global_popularity":
-            self.parts[name] = models.global_popularity(fw)
+            self.parts[name] = models.global_popularity(fw, p["window_days"])
         elif name == "buy_again":
-            self.parts[name] = models.buy_again(fw, p["half_life_days"], p["backfill_weight"], p["tie_break"])
+            self.parts[name] = models.buy_again(fw, p["half_life_days"], p["backfill_weight"], p["tie_break"],
+                                                p["repeat_beta"], p["repeat_prior"])
         elif name == "segmented_popularity":
             self.parts[name], self.segment_table = models.segmented_popularity(
-                fw, self.segments, p["segment_type"], p["min_segment_size"], p["blend"])
+                fw, self.segments, p["segment_type"], p["min_segment_size"], p["blend"], p["window_days"])
         elif name == "als":
             self.als = spark_als.SparkALS(p["factors"], p["regularization"], p["alpha"], p["iterations"], p["seed"],
                                           p["als_reg_param"]).fit(fw)

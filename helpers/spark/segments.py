@@ -15,8 +15,15 @@ The rules of :mod:`helpers.features.customers` and :mod:`helpers.features.segmen
 * ``age_band``, ``gender`` (left out when the source has none), ``income_band`` (four wide
   bands by lower bound), as the local rules; missing -> ``unknown``.
 
-Not here: ``promo_exposure`` (its exposure score needs the promotion and campaign
-tables; the lead may add it), and the other customer features of the EDA.
+* ``promo_exposure`` (:func:`promo_bands`): the exposure score of each customer with
+  history is the mean of the average percentile ranks (``rank / n`` over the customers with
+  a value) of ``promo_share`` (mean ``on_promotion`` of the purchase lines; left out where
+  the source has no flag), ``campaigns_received`` (distinct campaigns of the
+  ``customer_exposure`` events dated before ``floor(as_of)``) and ``coupons_redeemed``;
+  bands at its terciles (``numpy.quantile`` on the driver over the collected scores, one
+  number per customer); ``none`` without history.
+
+Not here: the other customer features of the EDA.
 
 The average ranks use a window over all customers with history (one partition: a column
 of numbers per customer, fine up to tens of millions of customers).
@@ -29,7 +36,15 @@ import pandas as pd
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from helpers.features.customers import N_SCORES, NO_HISTORY_TIER, TIER_QUANTILES, TIERS
+from helpers.features.customers import (
+    EXPOSURE_BANDS,
+    EXPOSURE_QUANTILES,
+    N_SCORES,
+    NO_HISTORY_BAND,
+    NO_HISTORY_TIER,
+    TIER_QUANTILES,
+    TIERS,
+)
 from helpers.features.segments import INCOME_BANDS, INCOME_EDGES, UNKNOWN
 from helpers.spark.split import MICROS_PER_DAY, select_window
 
@@ -67,6 +82,48 @@ def rfm(fact: DataFrame, as_of) -> DataFrame:
     out = quantile_scores(out, "monetary", "m_score")
     return out.withColumn("rfm_score", F.col("r_score") + F.col("f_score") + F.col("m_score")).select(
         "customer_id", "recency_days", "frequency", "monetary", "r_score", "f_score", "m_score", "rfm_score")
+
+
+def percentile_rank(df: DataFrame, col: str, out: str) -> DataFrame:
+    """``df`` with ``out`` = average rank / count among the rows where ``col`` is not null (null
+    elsewhere): ``pandas.Series.rank(method="average", pct=True)``."""
+    valid = df.filter(F.col(col).isNotNull())
+    n = F.count(F.lit(1)).over(Window.partitionBy(F.lit(1)))
+    ties = F.count(F.lit(1)).over(Window.partitionBy(col))
+    avg_rank = F.rank().over(Window.orderBy(F.col(col).asc())) + (ties - 1) / 2.0
+    ranked = valid.select("customer_id", (avg_rank / n).alias(out))
+    return df.join(ranked, "customer_id", "left")
+
+
+def promo_bands(tables: dict, as_of) -> DataFrame:
+    """``customer_id, promo_band`` of the customers with a purchase before ``as_of`` (see the module doc)."""
+    fact = tables["fact_transactions"]
+    p = select_window(fact, None, as_of).filter(F.col("quantity") > 0)
+    flag = (F.col("on_promotion").cast("double") if "on_promotion" in fact.columns else F.lit(None).cast("double"))
+    hist = p.groupBy("customer_id").agg(F.avg(flag).alias("promo_share"))
+    campaigns = coupons = None
+    ev = tables.get("customer_exposure")
+    if ev is not None:
+        cut = pd.Timestamp(as_of).floor("D").date()
+        ev = ev.filter(F.col("date").cast("date") < F.lit(cut))
+        campaigns = (ev.filter(F.col("event") == "campaign_received").groupBy("customer_id")
+                     .agg(F.count_distinct("campaign_id").alias("campaigns_received")))
+        coupons = (ev.filter(F.col("event") == "coupon_redeemed").groupBy("customer_id")
+                   .agg(F.count(F.lit(1)).alias("coupons_redeemed")))
+    for table, col in ((campaigns, "campaigns_received"), (coupons, "coupons_redeemed")):
+        hist = (hist.join(table, "customer_id", "left").fillna(0, subset=[col]) if table is not None
+                else hist.withColumn(col, F.lit(0)))
+    cols = ("promo_share", "campaigns_received", "coupons_redeemed")
+    for c in cols:
+        hist = percentile_rank(hist, c, f"{c}_pct")
+    total, count = F.lit(0.0), F.lit(0)
+    for c in cols:  # pandas' row mean skipping NaN: the valid ranks summed in column order
+        total = total + F.coalesce(F.col(f"{c}_pct"), F.lit(0.0))
+        count = count + F.col(f"{c}_pct").isNotNull().cast("int")
+    scored = hist.select("customer_id", (total / count).alias("score")).cache()
+    values = scored.select("score").toPandas()["score"].to_numpy(float)
+    thr = np.quantile(values, EXPOSURE_QUANTILES) if len(values) else np.full(len(EXPOSURE_QUANTILES), np.nan)
+    return scored.select("customer_id", _band("score", thr, EXPOSURE_BANDS).alias("promo_band"))
 
 
 def _band(col: str, thresholds, labels) -> F.Column:
@@ -110,6 +167,8 @@ def compute_segments(tables: dict, as_of) -> tuple[DataFrame, dict]:
     if "gender" in cust.columns and cust.filter(F.col("gender").isNotNull()).limit(1).count():
         parts["gender"] = _clean("gender")
     parts["income_band"] = wide_income_band("income_band") if "income_band" in cust.columns else F.lit(UNKNOWN)
+    feats = feats.join(promo_bands(tables, as_of), "customer_id", "left")
+    parts["promo_exposure"] = F.coalesce(F.col("promo_band"), F.lit(NO_HISTORY_BAND))
     parts["history_length"] = length
     wide = feats.select("customer_id", *[e.alias(n) for n, e in parts.items()])
     stack = F.explode(F.array(*[F.struct(F.lit(n).alias("segment_type"), F.col(n).alias("segment"))

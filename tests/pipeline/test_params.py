@@ -61,6 +61,8 @@ def test_the_defaults_of_every_notebook_pass_together(declared):
     ("components", [], "a non-empty list of distinct model names"),
     ("components", ["als", "als"], "a non-empty list of distinct model names"),
     ("grid_overrides", {"als": {"factors": 64}}, "an object"),
+    ("engine", "gpu", "local or spark"),
+    ("spark_master", "", "a non-empty text"),
 ])
 def test_a_bad_value_names_parameter_value_and_what_is_allowed(name, value, allowed):
     with pytest.raises(ParameterError) as info:
@@ -115,6 +117,19 @@ def test_the_command_refuses_bad_values_with_one_message_and_no_traceback(tmp_pa
                          cwd=config.PROJECT_ROOT, capture_output=True, text=True)
     assert res.returncode == 2 and words in res.stderr and "Traceback" not in res.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_engine_flag_becomes_the_engine_parameter(monkeypatch):
+    from helpers.pipeline import __main__ as cli
+
+    seen = {}
+    monkeypatch.setattr(cli, "run", lambda dataset, data_dir, output_dir, params, **kw: seen.update(params))
+    assert cli.main(["run", "--engine", "spark", "--param", "spark_master=local[1]"]) == 0
+    assert seen == {"engine": "spark", "spark_master": "local[1]"}
+    seen.clear()
+    assert cli.main(["run"]) == 0 and "engine" not in seen  # the notebooks' default: local
+    with pytest.raises(SystemExit):
+        cli.main(["run", "--engine", "gpu"])
 
 
 def test_pipeline_check_runs_the_data_check(tmp_path):

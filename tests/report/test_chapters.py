@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pandas as pd
+import pytest
 
 from helpers.report import codemap, export_chapter, model_chapter, performance, run_timings
 
@@ -97,3 +98,9 @@ def test_performance_page_from_the_manifest_and_the_bench(tmp_path):
     performance.write_page(bench)
     page = (bench / performance.PAGE_MD).read_text()
     assert "## Benchmarks" in page and "Machine: 2 CPUs" in page and "No benchmark has been run" not in page
+
+
+def test_a_model_chapter_refuses_an_unknown_engine_before_any_work(tmp_path):
+    with pytest.raises(ValueError, match="engine must be one of"):
+        model_chapter.run(["als"], tmp_path / "missing", tmp_path, engine="gpu")
+    assert not any(tmp_path.iterdir())

@@ -12,6 +12,7 @@ from helpers.spark.bench import java_available
 from helpers.spark.session import get_session
 from helpers.spark.tables import load_star
 
+STARTED: list = []  # the session, once a test asked for it
 SMALL = dict(n_customers=2000, n_products=400, n_days=180, seed=5)
 
 
@@ -25,8 +26,19 @@ def spark():
     conf = {"spark.sql.codegen.wholeStage": "false", "spark.sql.codegen.factoryMode": "NO_CODEGEN"}
     session = get_session("local[2]", app_name="recbook-tests", shuffle_partitions=4,
                           driver_memory="3g", conf=conf)
+    STARTED.append(session)
     yield session
+    STARTED.clear()
     session.stop()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _clear_cache():
+    """Each module's cached DataFrames are dropped after it: what one module cached slowed the next
+    ones down several times on the shared 3g driver."""
+    yield
+    for session in STARTED:
+        session.catalog.clearCache()
 
 
 @pytest.fixture(scope="session")
