@@ -51,7 +51,7 @@ def run(names: list[str], processed_dir=None, reports_dir=None, test_days: int =
     local = [n for n in names if n not in on_spark]
     parts = []
     if on_spark:
-        from helpers.spark.chapter import run_chapter as spark_chapter  # pyspark loads only for the Spark engine
+        from helpers.spark.chapter import run_chapter as spark_chapter  # start-up: pyspark loads only for Spark
 
         parts.append(spark_chapter(on_spark, config.processed_dir(processed_dir), dirs["tables"], test_days,
                                    valid_days, grid_overrides, n_boot=n_boot, seed=seed,
