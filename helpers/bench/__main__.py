@@ -50,7 +50,9 @@ What is measured
    time and peak memory beside the local engine's, and both engines' fitted exponents.
    **Agreement** (``--spark-agreement``, default on): Complete Journey through both
    engines with the Spark engine's parameters (``stage_spark_agreement``,
-   :mod:`helpers.spark.agreement`). Both are skipped, with the reason, without Java.
+   :mod:`helpers.spark.agreement`) and, with ``--spark-tuned-als`` (default on), ALS tuned on
+   each engine over the project's grid as chapter 4 runs it (``stage_spark_tuned_als``: the
+   acceptance check of the two solvers). Both are skipped, with the reason, without Java.
 3. **Ratios** (>1 means the project's code is faster; computed on the
    ``--ratio-customers`` rung): (a) ``ALS.recommend`` vs implicit's batch
    ``model.recommend(..., filter_already_liked_items=False)`` on the same
@@ -140,6 +142,8 @@ def main(argv=None) -> int:
     ap.add_argument("--spark-driver-memory", default="8g", help="driver JVM heap (local[N]: the executors too)")
     ap.add_argument("--spark-agreement", action=argparse.BooleanOptionalAction, default=True,
                     help="Complete Journey through the Spark and the local engine (needs Java)")
+    ap.add_argument("--spark-tuned-als", action=argparse.BooleanOptionalAction, default=True,
+                    help="with --spark-agreement: ALS tuned on each engine as chapter 4 does it (about 25 min)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--lines-per-customer", type=float, default=LINES_PER_CUSTOMER)
     ap.add_argument("--work-dir", default=str(config.DATA_DIR / "cache" / "bench"),
@@ -189,7 +193,7 @@ def main(argv=None) -> int:
                 shutil.rmtree(snap, ignore_errors=True)
     if args.spark_agreement:
         new["spark_agreement"] = bench_spark_agreement(work / "cj-agreement-star", args.spark_master,
-                                                       args.spark_driver_memory)
+                                                       args.spark_driver_memory, tuned_als=args.spark_tuned_als)
     sizes = LADDER
     if args.sizes:
         sizes = tuple(tuple(int(v) for v in x.lower().split("x")) for x in args.sizes.split(","))

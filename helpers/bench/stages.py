@@ -468,6 +468,60 @@ def stage_api(export_dir: str, n_requests: int = 10_000, concurrency: int = 8, m
 # Orchestration (parent process)
 
 
+def stage_spark_tuned_als(out_dir: str, master: str = "local[2]", driver_memory: str = "6g") -> dict:
+    """ALS on Complete Journey as chapter 4 runs it, once per engine: each engine tunes the project's
+    ALS grid on validation, refits on train + validation and scores test once
+    (:func:`helpers.tuning.workflow.run_chapter`, :func:`helpers.spark.chapter.run_chapter`).
+    One row per protocol: each engine's choice, its validation and test NDCG@5, and ``agree``
+    (test NDCG@5 within :data:`helpers.spark.agreement.ALS_TOLERANCE`). The star schema in
+    ``out_dir`` is built when absent."""
+    from helpers.data.star import build_star_schema  # start-up: only this stage builds Complete Journey
+    from helpers.spark import chapter as spark_chapter  # start-up: pyspark is loaded by this stage only
+    from helpers.spark.agreement import ALS_TOLERANCE  # start-up: as above
+    from helpers.spark.session import get_session  # start-up: as above
+    from helpers.tuning import workflow  # start-up: the tuning workflow loads every model
+
+    timings: dict = {}
+    t = time.perf_counter()
+    out = Path(out_dir)
+    if not (out / "fact_transactions.parquet").exists():
+        build_star_schema("completejourney", None, out)
+    tables = load_tables(out, names=["fact_transactions", "dim_customer", "dim_product", "customer_exposure"])
+    t = _tick(timings, "build_s", t)
+    _, valid, test = workflow.prepare_stages(tables, 28, 28, out)
+    local = workflow.run_chapter(["als"], valid, test, out / "tables-local", n_boot=10)
+    del valid, test, tables
+    t = _tick(timings, "local_s", t)
+    spark = get_session(master, driver_memory=driver_memory)
+    try:
+        remote = spark_chapter.run_chapter(["als"], out, out / "tables-spark", n_boot=10, spark=spark)
+    finally:
+        spark.stop()
+    _tick(timings, "spark_s", t)
+
+    def overall(chapter, protocol):
+        m = chapter["metrics"]
+        return float(m.query("segment_type == 'overall' and metric == 'ndcg' and k == 5 "
+                             "and protocol == @protocol")["value"].iloc[0])
+
+    def chosen(chapter, protocol):
+        tab = chapter["tuning"].query("protocol == @protocol")
+        best = chapter["best"]["als"][protocol]
+        hit = tab.loc[np.logical_and.reduce([tab[k] == v for k, v in best.items() if k in tab])]
+        return best, float(hit["value"].iloc[0])
+
+    rows = []
+    for protocol in ("all", "new"):
+        (lp, lv), (sp, sv) = chosen(local, protocol), chosen(remote, protocol)
+        lt, st = overall(local, protocol), overall(remote, protocol)
+        rows.append({"protocol": protocol, "local_params": lp, "spark_params": sp, "valid_local": lv,
+                     "valid_spark": sv, "ndcg5_local": lt, "ndcg5_spark": st,
+                     "agree": abs(st - lt) <= ALS_TOLERANCE})
+    grid = local["tuning"].drop(columns=["model", "protocol", "value", "fit_seconds"]).drop_duplicates()
+    return {"timings": timings, "master": master, "rows": rows, "grid": grid.to_dict("records"),
+            "agree": all(r["agree"] for r in rows), "als_tolerance": ALS_TOLERANCE}
+
+
 def stage_spark_agreement(out_dir: str, master: str = "local[2]", driver_memory: str = "6g",
                           params: dict | None = None) -> dict:
     """Complete Journey on both engines (:mod:`helpers.spark.agreement`): the star schema built

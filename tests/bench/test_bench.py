@@ -277,3 +277,19 @@ def test_spark_column_and_agreement_are_skipped_with_the_reason_without_java(mon
     md = performance.render_markdown(b)
     assert "| 10 | 100 | 1.0 s | 2.00 | skipped | skipped |  |" in md  # the local engine ran, Spark did not
     assert md.count("*skipped: no Java runtime") == 2  # under the ladder table and as the agreement section
+
+
+def test_tuned_als_rows_show_each_engines_choice_and_the_verdict():
+    row = {"protocol": "all", "local_params": {"factors": 128, "regularization": 30.0, "weighting": "none"},
+           "spark_params": {"factors": 128, "regularization": 60.0, "weighting": "none"}, "valid_local": 0.2957,
+           "valid_spark": 0.3061, "ndcg5_local": 0.3004, "ndcg5_spark": 0.3150, "agree": False}
+    tuned = {"ok": True, "measured_at": "2026-12-07", "result": {
+        "rows": [row], "grid": [{}, {}, {}], "master": "local[2]", "als_tolerance": 0.01}}
+    ag = {"ok": True, "measured_at": "2026-12-07", "tuned_als": tuned, "result": {
+        "rows": [], "params": {}, "master": "local[2]", "als_tolerance": 0.01}}
+    md = performance.render_markdown({"spark_agreement": ag})
+    assert ("| all | factors 128, regularization 30.0 | 0.2957 | 0.3004 | factors 128, regularization 60.0 | 0.3061 "
+            "| 0.3150 | +0.0146 | **no** |") in md
+    assert "same ALS grid (3 candidates)" in md
+    tuned["ok"], tuned["error"] = False, "Py4JError: boom\nmore"
+    assert "The tuned ALS run failed: Py4JError: boom" in performance.render_markdown({"spark_agreement": ag})
