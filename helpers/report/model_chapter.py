@@ -45,10 +45,11 @@ def run(names: list[str], processed_dir=None, reports_dir=None, test_days: int =
     P.set_style()
     dirs = report_dirs(reports_dir)
     tables = load_tables(processed_dir, names=TABLES)
-    split, valid, test = models.prepare_stages(tables, test_days, valid_days, processed_dir)
-    later = models.later_fits(tables, split, valid_days, weight_windows, processed_dir)  # fitted ahead for 06, 08
     on_spark = [n for n in names if engine == "spark" and n in SPARK_MODELS]
     local = [n for n in names if n not in on_spark]
+    split, *stages = models.prepare_stages(tables, test_days, valid_days, processed_dir,  # local stages if needed
+                                           names=("valid", "test") if local else ())
+    later = models.later_fits(tables, split, valid_days, weight_windows, processed_dir)  # fitted ahead for 06, 08
     parts = []
     if on_spark:
         from helpers.spark.chapter import run_chapter as spark_chapter  # start-up: pyspark loads only for Spark
@@ -59,7 +60,7 @@ def run(names: list[str], processed_dir=None, reports_dir=None, test_days: int =
         tuned = models.load_tuning(dirs["tables"])
         models.prefit({n: tuned[n] for n in on_spark}, list(later), seed=seed)
     if local:
-        parts.append(models.run_chapter(local, valid, test, dirs["tables"], grid_overrides, n_boot=n_boot, seed=seed,
+        parts.append(models.run_chapter(local, *stages, dirs["tables"], grid_overrides, n_boot=n_boot, seed=seed,
                                         later=later))
     chapter = {"tuning": pd.concat([p["tuning"] for p in parts], ignore_index=True),
                "best": {k: v for p in parts for k, v in p["best"].items()},

@@ -69,7 +69,7 @@ def spark_params(name: str, params: dict) -> dict:
                 raise ValueError(f"{name}: the Spark engine supports {key}={FIXED[name][key]!r} only, "
                                  f"the grid asks for {value!r}")
         elif key in PARAMS[name]:
-            out[key] = None if isinstance(value, float) and np.isnan(value) else value
+            out[key] = value  # a NaN window (a table's None) is no window, as locally
         else:
             raise ValueError(f"{name}: the Spark engine has no parameter {key!r}; it has {list(PARAMS[name])}")
     return out

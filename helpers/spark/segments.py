@@ -49,13 +49,20 @@ from helpers.features.segments import INCOME_BANDS, INCOME_EDGES, UNKNOWN
 from helpers.spark.split import MICROS_PER_DAY, select_window
 
 
+def _count_all() -> F.Column:
+    return F.count(F.lit(1)).over(Window.partitionBy(F.lit(1)))
+
+
+def _average_rank(col: str, order: F.Column) -> F.Column:
+    """1-based rank by ``order``, ties sharing their average rank (pandas ``method="average"``)."""
+    ties = F.count(F.lit(1)).over(Window.partitionBy(col))
+    return F.rank().over(Window.orderBy(order)) + (ties - 1) / 2.0
+
+
 def quantile_scores(df: DataFrame, col: str, out: str, higher_is_better: bool = True) -> DataFrame:
     """``ceil(n_scores * average rank / n)`` clipped to 1..n_scores, as :func:`helpers.features.customers.quantile_scores`."""
     order = F.col(col).asc() if higher_is_better else F.col(col).desc()
-    n = F.count(F.lit(1)).over(Window.partitionBy(F.lit(1)))
-    ties = F.count(F.lit(1)).over(Window.partitionBy(col))
-    avg_rank = F.rank().over(Window.orderBy(order)) + (ties - 1) / 2.0
-    score = F.ceil(avg_rank / n * N_SCORES)
+    score = F.ceil(_average_rank(col, order) / _count_all() * N_SCORES)
     return df.withColumn(out, F.least(F.greatest(score, F.lit(1)), F.lit(N_SCORES)).cast("long"))
 
 
@@ -88,10 +95,7 @@ def percentile_rank(df: DataFrame, col: str, out: str) -> DataFrame:
     """``df`` with ``out`` = average rank / count among the rows where ``col`` is not null (null
     elsewhere): ``pandas.Series.rank(method="average", pct=True)``."""
     valid = df.filter(F.col(col).isNotNull())
-    n = F.count(F.lit(1)).over(Window.partitionBy(F.lit(1)))
-    ties = F.count(F.lit(1)).over(Window.partitionBy(col))
-    avg_rank = F.rank().over(Window.orderBy(F.col(col).asc())) + (ties - 1) / 2.0
-    ranked = valid.select("customer_id", (avg_rank / n).alias(out))
+    ranked = valid.select("customer_id", (_average_rank(col, F.col(col).asc()) / _count_all()).alias(out))
     return df.join(ranked, "customer_id", "left")
 
 
