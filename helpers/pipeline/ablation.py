@@ -50,7 +50,7 @@ def run_ablation(processed_dir=None, reports_dir=None, bench_dir=None, log=print
     earlier = earlier_stages(tables, split, p["valid_days"], int(p["weight_windows"]) - 1, processed)
     ranker = {"horizon_days": p["valid_days"], **{k: p[v] for k, v in RANKER_PARAMS.items()}, "seed": p["seed"]}
     t = time.perf_counter()
-    table = ablation(valid, earlier, reports / "tables", ranker, names=list(p["components"]), pool_size=p["pool_size"],
+    table = ablation(valid, earlier, reports / "tables", ranker, names=p["components"], pool_size=p["pool_size"],
                      n_trials=p["n_trials"], by_history=p["by_history"], light_max_baskets=p["light_max_baskets"],
                      seed=p["seed"], log=log)
     result = {"rows": table.to_dict("records"), "dataset": load_meta(processed).get("dataset", "unknown"),

@@ -74,6 +74,10 @@ def _iso_date(v) -> bool:
     return True
 
 
+def _names(v) -> bool:
+    return isinstance(v, list) and bool(v) and all(isinstance(c, str) for c in v) and len(set(v)) == len(v)
+
+
 def _grid_overrides(v) -> bool:
     return isinstance(v, dict) and all(isinstance(m, str) and isinstance(g, dict) and all(
         isinstance(p, str) and isinstance(vals, list) and vals for p, vals in g.items()) for m, g in v.items())
@@ -118,8 +122,9 @@ RULES: dict[str, Rule] = {
     "paired_boot": COUNT,
     "grid_overrides": Rule(_grid_overrides, 'an object {model: {parameter: [non-empty list of values]}}'),
     # hybrid (06)
-    "components": Rule(lambda v: isinstance(v, list) and v and all(isinstance(c, str) for c in v)
-                       and len(set(v)) == len(v), "a non-empty list of distinct model names"),
+    "components": Rule(lambda v: _names(v) or (isinstance(v, dict) and v and set(v) <= {"all", "new"}
+                                               and all(_names(x) for x in v.values())),
+                       'a non-empty list of distinct model names, or {"all": list, "new": list} of them'),
     "pool_size": COUNT,
     "n_trials": COUNT,
     "by_history": BOOL,

@@ -42,7 +42,8 @@ def run(processed_dir=None, reports_dir=None, test_days: int = 28, valid_days: i
     earlier = models.earlier_stages(tables, split, valid_days, weight_windows - 1, processed_dir)
     final_rules = Rules(**(rules or {}))
     variants = rule_variants(bool(tables["dim_product"]["margin"].notna().any()))
-    result = models.run_hybrid(valid, dirs["tables"], list(components), final_rules, variants, seed=seed,
+    names = {p: list(c) for p, c in components.items()} if isinstance(components, dict) else list(components)
+    result = models.run_hybrid(valid, dirs["tables"], names, final_rules, variants, seed=seed,
                                earlier=earlier, ranker=None if ranker is None else {"horizon_days": valid_days, **ranker,
                                                                                      "seed": seed}, **search)
     return {**result, "n_windows": 1 + len(earlier), "final_rules": final_rules, "reports_dir": reports_dir}

@@ -84,6 +84,8 @@ def fit_components(tuning: dict, fit_data: FitData, protocol: str, names=HYBRID_
     (keyed by model and parameters) lets both protocols share identical fits.
     """
     cache = {} if cache is None else cache
+    if isinstance(names, dict):  # {protocol: names}: each protocol its own components
+        names = names.get(protocol, ())
     out = {}
     for name in names:
         base = base_model(name)

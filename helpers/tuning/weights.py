@@ -204,7 +204,7 @@ def search_weights(pool: CandidatePool, n_trials: int = 300, seed: int = 0, metr
     """Random search (Dirichlet draws plus every single component) then coordinate refinement.
 
     The random trials run on ``threads`` threads (0 = every core); the refinement is
-    sequential. Same weights whatever the thread count.
+    sequential, the light and heavy buckets' at once. Same weights whatever the thread count.
 
     Returns the best weights (a dict per component, or ``{"light": ..., "heavy": ...}``
     when ``by_history``) and the trial log. Seeded, hence reproducible.
@@ -249,8 +249,10 @@ def search_weights(pool: CandidatePool, n_trials: int = 300, seed: int = 0, metr
         return weights, table
     light = pool.baskets <= light_max_baskets
     out, frames = {}, []
-    for bucket, mask in (("light", light), ("heavy", ~light)):
-        best, best_v, log = run(mask if mask.any() else None)
+    buckets = (("light", light), ("heavy", ~light))
+    with ThreadPoolExecutor(2) as ex:  # the buckets are independent: their sequential refinements overlap
+        runs = list(ex.map(lambda bm: run(bm[1] if bm[1].any() else None), buckets))
+    for (bucket, _), (best, best_v, log) in zip(buckets, runs):
         out[bucket] = as_dict(best)
         frames.append(pd.DataFrame([{**as_dict(w), "value": v, "bucket": bucket} for w, v in log]))
     return out, pd.concat(frames, ignore_index=True)

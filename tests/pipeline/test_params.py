@@ -60,6 +60,8 @@ def test_the_defaults_of_every_notebook_pass_together(declared):
     ("use_ranker", "yes", "true or false"),
     ("components", [], "a non-empty list of distinct model names"),
     ("components", ["als", "als"], "a non-empty list of distinct model names"),
+    ("components", {"all": []}, 'or {"all": list, "new": list} of them'),
+    ("components", {"everyone": ["als"]}, 'or {"all": list, "new": list} of them'),
     ("grid_overrides", {"als": {"factors": 64}}, "an object"),
     ("engine", "gpu", "local or spark"),
     ("spark_master", "", "a non-empty text"),
@@ -81,6 +83,11 @@ def test_a_bad_value_names_parameter_value_and_what_is_allowed(name, value, allo
 def test_relations_between_parameters(values, words):
     with pytest.raises(ParameterError, match=words.replace("(", r"\(")):
         validate(values)
+
+
+def test_components_may_differ_by_protocol():
+    validate({"components": {"all": ["buy_again", "als"], "new": ["als", "content"]}})
+    validate({"components": ["buy_again", "als"]})
 
 
 def test_every_bad_parameter_is_listed_at_once():

@@ -76,3 +76,13 @@ def test_runner_takes_the_notebooks_defaults_and_the_runs_overrides(tmp_path):
     assert got["ranker_signals"] == ["cycles"] and "n_customers" not in got  # another notebook's parameter
     assert {k: v for k, v in got.items() if k != "ranker_signals"} == {k: v for k, v in defaults.items()
                                                                        if k != "ranker_signals"}
+
+
+def test_components_per_protocol_reach_the_tuning_file(stages):
+    valid, earlier, tmp = stages
+    names = {"all": ["buy_again"], "new": ["global_popularity"]}
+    assert list(models.fit_components(models.load_tuning(tmp), valid.fit, "all", names)) == ["buy_again"]
+    assert list(models.fit_components(models.load_tuning(tmp), valid.fit, "new", names)) == ["global_popularity"]
+    out = models.run_hybrid(valid, tmp, names, n_trials=5, earlier=earlier, pool_size=10)
+    assert {p: out["config"][p]["components"] for p in models.PROTOCOLS} == names
+    assert set(out["weights"]["all"]["light"]) == {"buy_again"}
