@@ -252,7 +252,7 @@ def search_weights(pool: CandidatePool, n_trials: int = 300, seed: int = 0, metr
     buckets = (("light", light), ("heavy", ~light))
     with ThreadPoolExecutor(2) as ex:  # the buckets are independent: their sequential refinements overlap
         runs = list(ex.map(lambda bm: run(bm[1] if bm[1].any() else None), buckets))
-    for (bucket, _), (best, best_v, log) in zip(buckets, runs):
+    for (bucket, _), (best, _, log) in zip(buckets, runs):
         out[bucket] = as_dict(best)
         frames.append(pd.DataFrame([{**as_dict(w), "value": v, "bucket": bucket} for w, v in log]))
     return out, pd.concat(frames, ignore_index=True)
