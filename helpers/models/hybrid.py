@@ -47,6 +47,18 @@ def history_baskets(data: FitData) -> np.ndarray:
     return np.bincount(rows[rows >= 0], minlength=data.n_customers)
 
 
+def _members(matrix, cols: np.ndarray) -> np.ndarray:
+    """``(rows, width)`` booleans: is ``(i, cols[i, j])`` a non-zero of the CSR ``matrix``."""
+    m = matrix.tocsr()
+    if not m.has_sorted_indices:
+        m = m.sorted_indices()
+    n_items = m.shape[1]
+    keys = np.repeat(np.arange(m.shape[0], dtype=np.int64), np.diff(m.indptr)) * n_items + m.indices
+    want = (np.arange(cols.shape[0], dtype=np.int64)[:, None] * n_items + cols).ravel()
+    pos = np.minimum(np.searchsorted(keys, want), max(len(keys) - 1, 0))
+    return (keys[pos] == want).reshape(cols.shape) if len(keys) else np.zeros(cols.shape, dtype=bool)
+
+
 def row_weights(weights: dict, names: list[str], baskets: np.ndarray, light_max_baskets: int) -> np.ndarray:
     """(len(baskets), len(names)) component weights per customer: a plain ``{component: w}``
     dict for everyone, or ``{"light": ..., "heavy": ...}`` split at ``light_max_baskets``."""
@@ -139,36 +151,75 @@ class Hybrid(Recommender):
         score (at most ``sum(w)``); then the rules' multiplier and mask. Rows are done
         ``ranker_chunk`` at a time so that only that many rows of every component are held."""
         out = np.empty((len(rows), self.data.n_items), dtype=np.float32)
-        comps = list(self.components.values())
         with ThreadPoolExecutor(n_threads(self.threads)) as ex:
             for a in range(0, len(rows), self.ranker_chunk):
-                r = rows[a:a + self.ranker_chunk]
-                normed = list(ex.map(lambda c, r=r: minmax_rows(c.score(r), inplace=True), comps))
-                w = self._row_weights(r)
-                total = out[a:a + len(r)]
-                total[:] = 0.0
-                part = np.empty_like(total)  # one scratch block for every weighted component
-                for j, s in enumerate(normed):
-                    if np.any(w[:, j]):
-                        np.maximum(s, 0.0, out=part)  # -inf (minmax_rows' only non-finite value) -> 0
-                        part *= w[:, j][:, None]
-                        total += part
-                del part
-                cands, stacked = candidates(normed, self.pool_size)
-                del normed
-                # a repeated column (sentinel -inf in every component) takes its first occurrence's value
-                dup = np.zeros(cands.shape, dtype=bool)
-                dup[:, 1:] = cands[:, 1:] == cands[:, :-1]
-                keep = ~dup.ravel()
-                p = np.zeros(cands.size, dtype=np.float32)
-                p[keep] = self.ranker.predict(design(self._history, r, cands, stacked, keep=keep))
-                p = p.reshape(cands.shape)
-                first = np.maximum.accumulate(np.where(dup, 0, np.arange(cands.shape[1])), axis=1)
-                p = np.take_along_axis(p, first, axis=1)
-                offset = 1.0 + w.sum(axis=1, dtype=np.float32)
-                np.put_along_axis(total, cands, offset[:, None] + p, axis=1)
+                total = out[a:a + self.ranker_chunk]
+                cands, _, value = self._ranked_block(rows[a:a + self.ranker_chunk], ex, total)
+                np.put_along_axis(total, cands, value, axis=1)
         self._apply_rules(out)
         return out
+
+    def _ranked_block(self, r: np.ndarray, ex: ThreadPoolExecutor, total: np.ndarray | None = None):
+        """``(cands, dup, value)`` of one chunk of rows: each row's candidates (sorted, a repeated
+        column flagged in ``dup``) and their score ``1 + sum(w) + p`` (a repeat takes its first
+        occurrence's). With ``total`` (``len(r) x n_items``), the blend of every product is written
+        there too."""
+        comps = list(self.components.values())
+        normed = list(ex.map(lambda c: minmax_rows(c.score(r), inplace=True), comps))
+        w = self._row_weights(r)
+        if total is not None:
+            total[:] = 0.0
+            part = np.empty_like(total)  # one scratch block for every weighted component
+            for j, s in enumerate(normed):
+                if np.any(w[:, j]):
+                    np.maximum(s, 0.0, out=part)  # -inf (minmax_rows' only non-finite value) -> 0
+                    part *= w[:, j][:, None]
+                    total += part
+            del part
+        cands, stacked = candidates(normed, self.pool_size)
+        del normed
+        # a repeated column (sentinel -inf in every component) takes its first occurrence's value
+        dup = np.zeros(cands.shape, dtype=bool)
+        dup[:, 1:] = cands[:, 1:] == cands[:, :-1]
+        keep = ~dup.ravel()
+        p = np.zeros(cands.size, dtype=np.float32)
+        p[keep] = self.ranker.predict(design(self._history, r, cands, stacked, keep=keep))
+        p = p.reshape(cands.shape)
+        first = np.maximum.accumulate(np.where(dup, 0, np.arange(cands.shape[1])), axis=1)
+        p = np.take_along_axis(p, first, axis=1)
+        offset = 1.0 + w.sum(axis=1, dtype=np.float32)
+        return cands, dup, offset[:, None] + p
+
+    def rank_rows(self, rows: np.ndarray, excluded, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """With a ranker, no score multiplier and no diversity cap, each row's top k are its
+        ``k`` best allowed candidates (every candidate scores above every other product), so
+        only the candidates are ranked: the same lists and scores as ranking :meth:`score`,
+        without the dense blend. Rows with fewer than ``k`` allowed candidates are ranked densely."""
+        if self.ranker is None or self.rules.max_per_category or not (self._mult == 1.0).all():
+            return super().rank_rows(rows, excluded, k)
+        rows = np.asarray(rows)
+        out_idx = np.empty((len(rows), k), dtype=np.int64)
+        out_val = np.empty((len(rows), k), dtype=np.float32)
+        short = []
+        with ThreadPoolExecutor(n_threads(self.threads)) as ex:
+            for a in range(0, len(rows), self.ranker_chunk):
+                b = min(a + self.ranker_chunk, len(rows))
+                cands, dup, value = self._ranked_block(rows[a:b], ex)
+                value[dup | ~self._allowed[cands]] = -np.inf
+                if excluded is not None:
+                    value[_members(excluded[a:b], cands)] = -np.inf
+                ok = np.zeros(b - a, dtype=bool)
+                if cands.shape[1] >= k:
+                    pos, val = top_k(value, k)
+                    ok = np.isfinite(val[:, -1]) if k else ~ok
+                    out_idx[a:b][ok] = np.take_along_axis(cands, pos, axis=1)[ok]
+                    out_val[a:b][ok] = val[ok]
+                short.append(a + np.flatnonzero(~ok))
+        short = np.concatenate(short) if short else np.zeros(0, dtype=np.int64)
+        if len(short):
+            sub = excluded[short] if excluded is not None else None
+            out_idx[short], out_val[short] = super().rank_rows(rows[short], sub, k)
+        return out_idx, out_val
 
     def _apply_rules(self, scores: np.ndarray) -> None:
         """The rules' multiplier and mask, in place (a multiplier of 1 everywhere changes nothing,

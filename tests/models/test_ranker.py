@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from helpers.data.split import temporal_split
-from helpers.models.base import make_fit_data
+from helpers.models.base import Recommender, make_fit_data, top_k
 from helpers.models.buy_again import BuyAgain
 from helpers.models.hybrid import Hybrid
 from helpers.models.popularity import GlobalPopularity
@@ -115,6 +115,34 @@ def test_hybrid_with_ranker_orders_candidates_by_it(tiny_stage):
     # chunking does not change the scores
     np.testing.assert_array_equal(s, Hybrid(comps, weights, ranker=_ByFeature(col), pool_size=5,
                                             ranker_chunk=1000).fit(fd).score(rows))
+
+
+@pytest.mark.parametrize("k, pool_size", [(5, 5), (10, 3), (10, 40)])
+@pytest.mark.parametrize("exclude", [None, True])
+def test_ranked_candidates_give_the_dense_ranking(tiny_stage, k, pool_size, exclude, monkeypatch):
+    """recommend ranks only each row's candidates (rows short of k allowed ones densely): the lists
+    and scores of ranking the dense scores, with and without the fit-window purchases excluded."""
+    fd = tiny_stage.fit
+    dense_rows = []
+    base = Recommender.rank_rows
+    monkeypatch.setattr(Recommender, "rank_rows", lambda self, rows, ex, k: dense_rows.append(len(rows))
+                        or base(self, rows, ex, k))
+    comps = {"pop": GlobalPopularity().fit(fd), "buy": BuyAgain(half_life_days=30).fit(fd)}
+    h = Hybrid(comps, {"pop": 0.5, "buy": 0.5}, ranker=_ByFeature(FEATURES.index("item_baskets")),
+               pool_size=pool_size, ranker_chunk=7).fit(fd)
+    ids = fd.customer_ids
+    got_ids, got_scores = h.recommend(ids, k=k, exclude=exclude)
+    s = h.score(np.arange(fd.n_customers))
+    if exclude:
+        r, c = fd.user_items.nonzero()
+        s[r, c] = -np.inf
+    idx, val = top_k(s, k)
+    np.testing.assert_array_equal(got_ids, fd.item_ids[idx])
+    np.testing.assert_array_equal(got_scores, val)
+    if pool_size == 3:  # at most 6 candidates: every row is ranked densely
+        assert sum(dense_rows) == fd.n_customers
+    elif exclude is None:  # pool_size >= k: every row has k candidates
+        assert sum(dense_rows) == 0
 
 
 def test_pool_examples_label_the_bought_candidates(tiny_stage):
