@@ -253,8 +253,9 @@ def fit_production(tables: dict, tuning: dict, fingerprint: str | None = None, s
         raise KeyError("the tuning files have no 'hybrid' entry: run the hybrid notebook (06) first")
     hyb = tuning["hybrid"]
     needs_promos = promotions_needed(hyb)
-    fit = production_fit_data(tables, needs_promos)
-    if cache_dir is not None and fingerprint:
+    cached = cache_dir is not None and fingerprint
+    fit = production_fit_data(tables, needs_promos, models.segments_of(cache_dir) if cached else None)
+    if cached:
         model_cache.enable(fit, cache_dir, fingerprint, models.PRODUCTION_STAGE)
     tuned = production_tuning({k: v for k, v in tuning.items()}, seed)
     timings = {"fit_data_s": round(time.perf_counter() - t0, 2)}

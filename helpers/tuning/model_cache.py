@@ -40,10 +40,32 @@ SUBDIR = "models"
 _FIT = "fit-data"
 
 
+def folder(processed_dir, fingerprint: str) -> Path:
+    """The cache folder of ``processed_dir`` for its data ``fingerprint`` and this code."""
+    return Path(processed_dir) / SUBDIR / f"{fingerprint}-{code_hash()[:12]}"
+
+
 def enable(fit: FitData, processed_dir, fingerprint: str, stage: str) -> None:
     """Give ``fit`` a cache location under ``processed_dir`` (see module conventions)."""
-    folder = Path(processed_dir) / SUBDIR / f"{fingerprint}-{code_hash()[:12]}"
-    fit.extras["model_cache"] = (folder, f"{stage}-{fit.as_of.date()}")
+    fit.extras["model_cache"] = (folder(processed_dir, fingerprint), f"{stage}-{fit.as_of.date()}")
+
+
+def kept(where: Path, name: str, compute: Callable[[], object]):
+    """``compute()``, kept as ``<where>/<name>.pkl`` for the other notebooks of the run: loaded
+    when it is there (a truncated or unreadable file is recomputed), else computed and written
+    atomically (``where`` is a :func:`folder`, so new data or code never reads it)."""
+    path = Path(where) / f"{name}.pkl"
+    if path.exists():
+        try:
+            with path.open("rb") as f:
+                return pickle.load(f)
+        except Exception:  # a truncated or incompatible file is a miss, never an error
+            pass
+    value = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp, tmp.open("wb") as f:
+        pickle.dump(value, f, protocol=pickle.HIGHEST_PROTOCOL)
+    return value
 
 
 def clear(processed_dir) -> None:

@@ -40,15 +40,16 @@ def production_tuning(tuning: dict, seed: int = 0) -> dict:
     return out
 
 
-def production_fit_data(tables: dict, with_promotions: bool = False) -> FitData:
+def production_fit_data(tables: dict, with_promotions: bool = False, segments_fn=None) -> FitData:
     """The fit data of the production model: every transaction, scored from the day after the last.
 
-    Segments are computed on the same data. Promotions (needed only by the promotion rule)
-    are attached with ``with_promotions``; no model's fit reads them."""
+    Segments are computed on the same data (by ``segments_fn(tables, as_of)``, default
+    :func:`~helpers.features.segments.compute_segments`). Promotions (needed
+    only by the promotion rule) are attached with ``with_promotions``; no model's fit reads them."""
     fact = tables["fact_transactions"]
     as_of = pd.Timestamp(fact["timestamp"].max()).normalize() + pd.Timedelta(days=1)
     return make_fit_data(fact, tables["dim_customer"], tables["dim_product"], as_of,
-                         segments=compute_segments(tables, as_of),
+                         segments=(segments_fn or compute_segments)(tables, as_of),
                          promotions=tables.get("dim_promotion") if with_promotions else None)
 
 

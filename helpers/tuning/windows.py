@@ -7,6 +7,7 @@ Fits on these windows are shared between notebooks through the model cache
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pandas as pd
@@ -24,7 +25,7 @@ from helpers.tuning.fits import make_model
 from helpers.tuning.production import N_SIMILAR, production_fit_data, production_tuning, similar_products
 from helpers.tuning.stages import Stage, make_stage
 
-__all__ = ["PRODUCTION_STAGE", "LaterFit", "earlier_stages", "later_fits", "prefit", "prepare_stages"]
+__all__ = ["PRODUCTION_STAGE", "LaterFit", "earlier_stages", "later_fits", "prefit", "prepare_stages", "segments_of"]
 
 
 def prepare_stages(tables: dict, test_days: int = 28, valid_days: int = 28, processed_dir=None,
@@ -34,7 +35,7 @@ def prepare_stages(tables: dict, test_days: int = 28, valid_days: int = 28, proc
     cache, so a notebook loads the fits another one made on the same window."""
     split = temporal_split(tables["fact_transactions"], test_days=test_days, valid_days=valid_days)
     split.write(resolve(processed_dir) / "split.json")
-    stages = [make_stage(tables, split, name, compute_segments) for name in names]
+    stages = [make_stage(tables, split, name, segments_of(processed_dir)) for name in names]
     _share_fits([(st.fit, st.name) for st in stages], processed_dir)
     return (split, *stages)
 
@@ -45,6 +46,24 @@ def _data_fingerprint(processed_dir) -> str | None:
         return load_meta(processed_dir).get("fingerprint") or None
     except FileNotFoundError:
         return None
+
+
+def segments_of(processed_dir) -> Callable[[dict, pd.Timestamp], pd.DataFrame]:
+    """:func:`~helpers.features.segments.compute_segments`, kept in the model cache folder per fit
+    window (its end and the tables it reads) when the processed folder has a data fingerprint:
+    every notebook builds the stages it needs, and the segments of a window are computed by the
+    first one only. Same frame (pickled, its thresholds in ``.attrs`` included)."""
+    fingerprint = _data_fingerprint(processed_dir)
+    if not fingerprint:
+        return compute_segments
+    where = model_cache.folder(resolve(processed_dir), fingerprint)
+
+    def segments(tables: dict, as_of) -> pd.DataFrame:
+        used = "+".join(n for n in ("customer_exposure",) if n in tables) or "none"
+        return model_cache.kept(where, f"segments-{pd.Timestamp(as_of).date()}-{used}",
+                                lambda: compute_segments(tables, as_of))
+
+    return segments
 
 
 def _share_fits(fits: list[tuple[FitData, str]], processed_dir) -> None:
@@ -70,7 +89,7 @@ def earlier_stages(tables: dict, split, valid_days: int, n: int, processed_dir=N
             raise ValueError(f"{n} earlier windows of {valid_days} days leave too little training data "
                              f"before {start.date()} (data start {split.start.date()})")
         shifted = Split(split.start, start, start + pd.Timedelta(days=valid_days), split.end)
-        stage = make_stage(tables, shifted, "valid", compute_segments)
+        stage = make_stage(tables, shifted, "valid", segments_of(processed_dir))
         stage.name = f"valid-{i}"
         stages.append(stage)
     _share_fits([(st.fit, st.name) for st in stages], processed_dir)
@@ -107,7 +126,7 @@ def later_fits(tables: dict, split, valid_days: int = 28, weight_windows: int = 
         earlier = earlier_stages(tables, split, valid_days, weight_windows - 1, processed_dir)
     except ValueError:
         earlier = []
-    production = production_fit_data(tables)
+    production = production_fit_data(tables, segments_fn=segments_of(processed_dir))
     _share_fits([(production, PRODUCTION_STAGE)], processed_dir)
     return [LaterFit(st.fit) for st in earlier] + [LaterFit(production, production=True)]
 

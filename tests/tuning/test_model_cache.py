@@ -203,3 +203,26 @@ def test_no_later_fits_without_a_data_fingerprint(tiny_tables, tmp_path):
 
     split = temporal_split(tiny_tables["fact_transactions"], test_days=7, valid_days=7)
     assert models.later_fits(tiny_tables, split, 7, 2, processed_dir=tmp_path / "nothing") == []
+
+
+def test_segments_of_a_window_are_computed_once_per_run(processed, monkeypatch):
+    import helpers.tuning.windows as windows
+    from helpers.features.segments import compute_segments
+
+    folder, tables = processed
+    calls = []
+    monkeypatch.setattr(windows, "compute_segments", lambda t, as_of: calls.append(as_of) or compute_segments(t, as_of))
+    _, valid, test = models.prepare_stages(tables, 28, 28, folder)
+    assert len(calls) == 2
+    _, valid2, test2 = models.prepare_stages(tables, 28, 28, folder)  # another notebook of the run
+    assert len(calls) == 2
+    for a, b in ((valid, valid2), (test, test2)):
+        pd.testing.assert_frame_equal(a.fit.segments, b.fit.segments)
+        assert a.fit.segments.attrs == b.fit.segments.attrs and a.fit.segments.attrs
+    # the tables a window's segments read are part of the key
+    models.prepare_stages({k: v for k, v in tables.items() if k != "customer_exposure"}, 28, 28, folder)
+    assert len(calls) == 4
+    # a folder without a data fingerprint computes every time, and writes nothing
+    before = sorted(p.name for p in (folder / model_cache.SUBDIR).rglob("*.pkl"))
+    windows.segments_of(folder / "elsewhere")(tables, valid.fit.as_of)
+    assert len(calls) == 5 and sorted(p.name for p in (folder / model_cache.SUBDIR).rglob("*.pkl")) == before
