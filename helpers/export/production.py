@@ -143,6 +143,7 @@ from helpers.models.content import ContentTFIDF
 from helpers.tuning import model_cache
 from helpers.tuning import workflow as models
 from helpers.tuning.production import N_SIMILAR, production_fit_data, production_tuning, similar_products  # noqa: F401
+from helpers.tuning.windows import segments_of
 
 VARIANTS = {"all": "recommendations", "new": "recommendations_new"}
 
@@ -254,7 +255,7 @@ def fit_production(tables: dict, tuning: dict, fingerprint: str | None = None, s
     hyb = tuning["hybrid"]
     needs_promos = promotions_needed(hyb)
     cached = cache_dir is not None and fingerprint
-    fit = production_fit_data(tables, needs_promos, models.segments_of(cache_dir) if cached else None)
+    fit = production_fit_data(tables, needs_promos, segments_of(cache_dir) if cached else None)
     if cached:
         model_cache.enable(fit, cache_dir, fingerprint, models.PRODUCTION_STAGE)
     tuned = production_tuning({k: v for k, v in tuning.items()}, seed)

@@ -14,22 +14,14 @@ from helpers.tuning.hybrid_workflow import evaluate_hybrid, hybrid_from_config, 
 from helpers.tuning.scoring import evaluate_models, headline
 from helpers.tuning.stages import Stage, best_params, expand_grid, grid_search, make_stage, score_model
 from helpers.tuning.weights import CandidatePool, search_weights
-from helpers.tuning.windows import (
-                                    PRODUCTION_STAGE,
-                                    LaterFit,
-                                    earlier_stages,
-                                    later_fits,
-                                    prefit,
-                                    prepare_stages,
-                                    segments_of,
-)
+from helpers.tuning.windows import PRODUCTION_STAGE, LaterFit, earlier_stages, later_fits, prefit, prepare_stages
 from helpers.tuning.workflow import run_chapter
 
 __all__ = [
     "HYBRID_COMPONENTS", "HYBRID_EXTRAS", "LABELS", "MODELS", "PRODUCTION_STAGE", "PROTOCOLS", "CandidatePool",
     "LaterFit", "Stage", "base_model", "best_params", "earlier_stages", "evaluate_hybrid", "evaluate_models",
     "expand_grid", "fit_components", "fit_tuned", "grid", "grid_search", "headline", "hybrid_from_config",
-    "later_fits", "load_ranker", "load_tuning", "make_model", "make_stage", "prefit", "prepare_stages", "segments_of",
+    "later_fits", "load_ranker", "load_tuning", "make_model", "make_stage", "prefit", "prepare_stages",
     "run_chapter", "run_hybrid", "save_ranker", "save_tuning", "score_model", "search_weights", "tune",
     "tuned_hybrids", "tuning_path",
 ]

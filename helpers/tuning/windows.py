@@ -35,7 +35,8 @@ def prepare_stages(tables: dict, test_days: int = 28, valid_days: int = 28, proc
     cache, so a notebook loads the fits another one made on the same window."""
     split = temporal_split(tables["fact_transactions"], test_days=test_days, valid_days=valid_days)
     split.write(resolve(processed_dir) / "split.json")
-    stages = [make_stage(tables, split, name, segments_of(processed_dir)) for name in names]
+    segments = segments_of(processed_dir)
+    stages = [make_stage(tables, split, name, segments) for name in names]
     _share_fits([(st.fit, st.name) for st in stages], processed_dir)
     return (split, *stages)
 
@@ -82,14 +83,14 @@ def earlier_stages(tables: dict, split, valid_days: int, n: int, processed_dir=N
     scores the ``valid_days`` after that date; segments are computed on its own fit
     window. Nothing of the validation or test windows is seen.
     """
-    stages = []
+    stages, segments = [], segments_of(processed_dir)
     for i in range(1, n + 1):
         start = split.valid_start - pd.Timedelta(days=i * valid_days)
         if start <= split.start + pd.Timedelta(days=valid_days):
             raise ValueError(f"{n} earlier windows of {valid_days} days leave too little training data "
                              f"before {start.date()} (data start {split.start.date()})")
         shifted = Split(split.start, start, start + pd.Timedelta(days=valid_days), split.end)
-        stage = make_stage(tables, shifted, "valid", segments_of(processed_dir))
+        stage = make_stage(tables, shifted, "valid", segments)
         stage.name = f"valid-{i}"
         stages.append(stage)
     _share_fits([(st.fit, st.name) for st in stages], processed_dir)

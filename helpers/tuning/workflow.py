@@ -25,15 +25,7 @@ from helpers.tuning.fits import fit_components, fit_tuned, grid, make_model, tun
 from helpers.tuning.hybrid_workflow import evaluate_hybrid, hybrid_from_config, run_hybrid, tuned_hybrids
 from helpers.tuning.scoring import evaluate_models, headline
 from helpers.tuning.stages import Stage
-from helpers.tuning.windows import (
-    PRODUCTION_STAGE,
-    LaterFit,
-    earlier_stages,
-    later_fits,
-    prefit,
-    prepare_stages,
-    segments_of,
-)
+from helpers.tuning.windows import PRODUCTION_STAGE, LaterFit, earlier_stages, later_fits, prefit, prepare_stages
 
 __all__ = [
     "run_chapter",
@@ -41,7 +33,7 @@ __all__ = [
     "HYBRID_COMPONENTS", "HYBRID_EXTRAS", "LABELS", "MODELS", "PRODUCTION_STAGE", "PROTOCOLS", "LaterFit",
     "base_model", "earlier_stages", "evaluate_hybrid", "evaluate_models", "fit_components", "fit_tuned", "grid",
     "headline", "hybrid_from_config", "later_fits", "load_ranker", "load_tuning", "make_model", "prefit",
-    "prepare_stages", "segments_of", "run_hybrid", "save_ranker", "save_tuning", "tune", "tuned_hybrids",
+    "prepare_stages", "run_hybrid", "save_ranker", "save_tuning", "tune", "tuned_hybrids",
 ]
 
 
